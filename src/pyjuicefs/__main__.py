@@ -1,0 +1,3 @@
+from pyjuicefs.cli.main import main
+
+raise SystemExit(main())
