@@ -80,10 +80,15 @@ class Format:
         return out
 
     def to_json(self, indent: int | None = None) -> bytes:
-        """JSON as JuiceFS writes it (compact when stored, indented two spaces when printed)."""
-        if indent is None:
-            return json.dumps(self.to_dict(), separators=(",", ":")).encode()
-        return json.dumps(self.to_dict(), indent=indent).encode()
+        """JSON as JuiceFS writes it: stored with json.MarshalIndent(f, "", "") (one field per
+        line, no indentation; checked against the binary in tests/compat/test_golden.py),
+        printed indented two spaces."""
+        text = json.dumps(self.to_dict(), indent="" if indent is None else indent, ensure_ascii=False)
+        # Go's encoder keeps non-ASCII as UTF-8 but escapes these (only strings can hold them).
+        for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                        ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+            text = text.replace(ch, esc)
+        return text.encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Format":
