@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..format import Format
+from ..meta.base_common import volume_statfs
 from ..meta.types import TRASH_INODE, TYPE_DIRECTORY, TYPE_FILE
 from . import options as opt
 
@@ -136,30 +137,9 @@ def session_detail(engine: Any, sid: int) -> dict[str, Any]:
 # --- usage ------------------------------------------------------------------------------------------
 
 
-def statfs(engine: Any, fmt: Format) -> tuple[int, int, int, int]:
-    """(total space, available space, used inodes, available inodes) of the volume, by JuiceFS's
-    rules for the root: without a capacity the total is 1 PiB, doubled while usage exceeds 80%;
-    without an inode quota 10Mi available inodes, doubled likewise."""
-    used = max(engine.get_counter("usedSpace"), 0)
-    inodes = max(engine.get_counter("totalInodes"), 0)
-    if fmt.Capacity > 0:
-        total = max(fmt.Capacity, used)
-    else:
-        total = 1 << 50
-        while total * 8 < used * 10:
-            total *= 2
-    avail = total - used
-    if fmt.Inodes > 0:
-        iavail = max(fmt.Inodes - inodes, 0)
-    else:
-        iavail = 10 << 20
-        while inodes * 10 > (inodes + iavail) * 8:
-            iavail *= 2
-    return total, avail, inodes, iavail
-
-
 def statistic(engine: Any, fmt: Format) -> dict[str, int]:
-    total, avail, iused, iavail = statfs(engine, fmt)
+    total, avail, iused, iavail = volume_statfs(fmt.Capacity, fmt.Inodes, engine.get_counter("usedSpace"),
+                                                engine.get_counter("totalInodes"))
     return {"UsedSpace": total - avail, "AvailableSpace": avail, "UsedInodes": iused, "AvailableInodes": iavail}
 
 

@@ -30,6 +30,7 @@ from .base_common import (
     err,
     now_ts,
     stamp,
+    volume_statfs,
 )
 from .base_attr import AttrOps
 from .base_data import DataOps
@@ -218,21 +219,8 @@ class Meta(NamespaceOps, AttrOps, DataOps, LockOps, SessionOps):
 
     def statfs(self, ctx: Context = ROOT_CTX, ino: int = ROOT_INODE) -> StatFS:
         f = self._format()
-        used = max(0, self.engine.get_counter("usedSpace"))
-        inodes = max(0, self.engine.get_counter("totalInodes"))
-        if f.Capacity > 0:
-            total = max(f.Capacity, used)
-        else:
-            total = 1 << 50
-            while total * 8 < used * 10:
-                total *= 2
-        if f.Inodes > 0:
-            iavail = max(0, f.Inodes - inodes)
-        else:
-            iavail = 10 << 20
-            while inodes * 10 > (inodes + iavail) * 8:
-                iavail *= 2
-        return StatFS(total, total - used, inodes, iavail)
+        return volume_statfs(f.Capacity, f.Inodes, self.engine.get_counter("usedSpace"),
+                             self.engine.get_counter("totalInodes"))
 
     def _update_dir_stat(self, ino: int, length: int, space: int, inodes: int) -> None:
         if not self._format().DirStats:

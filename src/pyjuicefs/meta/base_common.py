@@ -68,6 +68,25 @@ class StatFS(NamedTuple):
     iavail: int
 
 
+def volume_statfs(capacity: int, inode_limit: int, used: int, inodes: int) -> StatFS:
+    """Usage of the volume by JuiceFS's rules for the root: without a capacity the total is 1 PiB,
+    doubled while usage exceeds 80%; without an inode limit 10Mi available inodes, doubled likewise."""
+    used, inodes = max(used, 0), max(inodes, 0)
+    if capacity > 0:
+        total = max(capacity, used)
+    else:
+        total = 1 << 50
+        while total * 8 < used * 10:
+            total *= 2
+    if inode_limit > 0:
+        iavail = max(0, inode_limit - inodes)
+    else:
+        iavail = 10 << 20
+        while inodes * 10 > (inodes + iavail) * 8:
+            iavail *= 2
+    return StatFS(total, total - used, inodes, iavail)
+
+
 class Exists(FsError):
     """EEXIST that also tells what exists (Create without O_EXCL opens it)."""
 

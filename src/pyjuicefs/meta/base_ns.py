@@ -242,6 +242,26 @@ class NamespaceOps:
         return (b"%d-%d-" % (parent, ino) + name)[:MAX_NAME]
 
     # --- removal ----------------------------------------------------------------------------------
+    def _removable_entry(self: Meta, tx: Txn, ctx: Context, parent: int, name: bytes,
+                         want_dir: bool) -> tuple[int, int, Attr]:
+        """(type, inode, parent attr) of an entry that ctx may remove with unlink (want_dir False)
+        or rmdir (True); raises the errno POSIX gives otherwise."""
+        found = tx.get_entry(parent, name)
+        if found is None:
+            raise err(errno.ENOENT)
+        typ, ino = found
+        if (typ == TYPE_DIRECTORY) != want_dir:
+            raise err(errno.ENOTDIR if want_dir else errno.EPERM)
+        pattr = tx.get_attr(parent)
+        if pattr is None:
+            raise err(errno.ENOENT)
+        if pattr.typ != TYPE_DIRECTORY:
+            raise err(errno.ENOTDIR)
+        self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
+        if pattr.flags & (FLAG_APPEND | FLAG_IMMUTABLE):
+            raise err(errno.EPERM)
+        return typ, ino, pattr
+
     def unlink(self: Meta, ctx: Context, parent: int, name: str | bytes, skip_trash: bool = False) -> None:
         name = to_bytes(name)
         if (parent == ROOT_INODE and name == TRASH and self.root == ROOT_INODE) or (is_trash(parent) and ctx.uid != 0):
@@ -255,20 +275,7 @@ class NamespaceOps:
 
         def fn(tx: Txn) -> tuple[int, int, Attr, int, bool]:
             trash = trash0
-            found = tx.get_entry(parent, name)
-            if found is None:
-                raise err(errno.ENOENT)
-            typ, ino = found
-            if typ == TYPE_DIRECTORY:
-                raise err(errno.EPERM)
-            pattr = tx.get_attr(parent)
-            if pattr is None:
-                raise err(errno.ENOENT)
-            if pattr.typ != TYPE_DIRECTORY:
-                raise err(errno.ENOTDIR)
-            self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
-            if pattr.flags & (FLAG_APPEND | FLAG_IMMUTABLE):
-                raise err(errno.EPERM)
+            typ, ino, pattr = self._removable_entry(tx, ctx, parent, name, want_dir=False)
             attr = tx.get_attr(ino)
             tname = self._trash_entry(parent, ino, name)
             opened = False
@@ -354,20 +361,7 @@ class NamespaceOps:
 
         def fn(tx: Txn) -> int:
             trash = trash0
-            found = tx.get_entry(parent, name)
-            if found is None:
-                raise err(errno.ENOENT)
-            typ, ino = found
-            if typ != TYPE_DIRECTORY:
-                raise err(errno.ENOTDIR)
-            pattr = tx.get_attr(parent)
-            if pattr is None:
-                raise err(errno.ENOENT)
-            if pattr.typ != TYPE_DIRECTORY:
-                raise err(errno.ENOTDIR)
-            self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
-            if pattr.flags & (FLAG_APPEND | FLAG_IMMUTABLE):
-                raise err(errno.EPERM)
+            typ, ino, pattr = self._removable_entry(tx, ctx, parent, name, want_dir=True)
             if tx.has_entries(ino):
                 raise err(errno.ENOTEMPTY)
             attr = tx.get_attr(ino)

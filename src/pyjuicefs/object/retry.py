@@ -12,7 +12,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from ..errors import StorageError, TransientStorageError
@@ -115,15 +115,6 @@ class RetryingStorage(ObjectStorage):
 
     def list(self, prefix: str = "", start_after: str = "", limit: int = 1000) -> list[ObjectInfo]:
         return self._call(f"list {prefix!r}", lambda: self.store.list(prefix, start_after, limit))
-
-    def list_all(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
-        # Page through our own list() so that each page is retried, resuming after the last key.
-        while True:
-            page = self.list(prefix, start_after, 1000)
-            yield from page
-            if len(page) < 1000:
-                return
-            start_after = page[-1].key
 
     def close(self) -> None:
         self.store.close()
