@@ -12,7 +12,7 @@ from pyjuicefs.format import Format
 from pyjuicefs.meta.base_common import Context
 from pyjuicefs.meta.types import Slice
 
-KINDS = ["memkv", "sqlite3", "redis", "postgres", "mysql"]
+KINDS = ["memkv", "sqlite3", "redis", "postgres", "mysql", "etcd"]
 ROOT = 1
 ALICE = Context(uid=1000, gid=1000, gids=(1000, 2000))
 BOB = Context(uid=1001, gid=1001)
