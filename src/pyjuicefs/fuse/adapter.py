@@ -1,0 +1,289 @@
+"""The pyfuse3 adapter: kernel requests → VFS calls. Nothing else lives here.
+
+Every handler funnels through `_call`, which runs the (synchronous, thread-safe) VFS call in a
+worker thread under one CapacityLimiter, so a slow Redis/SQL/S3 round trip never stalls the trio
+loop that reads /dev/fuse. Only FUSEError may leave a handler (anything else ends pyfuse3.main()):
+FsError becomes its errno, any other exception EIO with one logged traceback per (op, type).
+
+Bookkeeping (lookup counts, the Context of each open handle) is touched only on the trio thread,
+so it needs no lock. See docs/dev/concurrency.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pyfuse3
+import trio
+
+from ..errors import FsError
+from ..meta.base_common import Context
+from ..meta.types import TYPE_DIRECTORY, Attr, Entry
+from ..vfs.internal import is_internal, is_special
+from .convert import (SPECIAL_TIMEOUT, GroupCache, bare_entry, entry_attributes, make_context, request_ids,
+                      setattr_request, statvfs)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ids = tuple[int, int, int, int]  # uid, gid, pid, umask of a request
+DEFAULT_THREADS = 64
+
+
+class FuseOps(pyfuse3.Operations):
+    """pyfuse3 Operations over a pyjuicefs VFS."""
+
+    # The VFS is not asked for '.' and '..' by name: without export support the kernel never does.
+    supports_dot_lookup = False
+
+    def __init__(self, vfs: Any, *, enable_xattr: bool = False, writeback_cache: bool = False,
+                 threads: int = DEFAULT_THREADS, group_ttl: float = 5.0) -> None:
+        super().__init__()
+        self.vfs = vfs
+        conf = vfs.conf
+        self.attr_timeout = float(conf.attr_timeout)
+        self.entry_timeout = float(conf.entry_timeout)
+        self.dir_entry_timeout = float(conf.dir_entry_timeout)
+        self.enable_xattr = enable_xattr
+        self.enable_writeback_cache = writeback_cache
+        self.limiter = trio.CapacityLimiter(max(1, threads))
+        self.groups = GroupCache(ttl=group_ttl)
+        self.lookups: dict[int, int] = {}  # inode -> kernel lookup count (trio thread only)
+        self.handle_ctx: dict[int, Context] = {}  # fh -> Context of the open (trio thread only)
+        self._logged: set[tuple[str, str]] = set()
+
+    # --- the one wrapper --------------------------------------------------------------------------
+    async def _call(self, op: str, ids: Ids | Context | None, fn: Callable[[Context], T]) -> T:
+        """Run fn(ctx) in a worker thread; map its errors to FUSEError."""
+        try:
+            return await trio.to_thread.run_sync(self._work, ids, fn, limiter=self.limiter)
+        except FsError as e:
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:  # noqa: BLE001 - must never escape into pyfuse3.main()
+            key = (op, type(e).__name__)
+            if key not in self._logged:
+                self._logged.add(key)
+                log.exception("%s failed: %s", op, e)
+            else:
+                log.error("%s failed: %s: %s", op, type(e).__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    def _work(self, ids: Ids | Context | None, fn: Callable[[Context], T]) -> T:
+        if isinstance(ids, Context):
+            ctx = ids
+        elif ids is None:
+            ctx = Context(check_permission=False)
+        else:
+            ctx = make_context(*ids, self.groups)
+        return fn(ctx)
+
+    def _handle_ctx(self, fh: int) -> Context | None:
+        return self.handle_ctx.get(fh)
+
+    # --- replies ----------------------------------------------------------------------------------
+    def _attrs(self, ino: int, attr: Attr) -> pyfuse3.EntryAttributes:
+        if is_special(ino):
+            return entry_attributes(ino, attr, attr_timeout=SPECIAL_TIMEOUT, entry_timeout=SPECIAL_TIMEOUT)
+        ent = self.dir_entry_timeout if attr.typ == TYPE_DIRECTORY else self.entry_timeout
+        return entry_attributes(ino, attr, attr_timeout=self.attr_timeout, entry_timeout=ent)
+
+    def _entry(self, e: Entry) -> pyfuse3.EntryAttributes:
+        attr = e.attr if e.attr is not None else Attr(typ=e.typ)
+        return self._attrs(e.inode, attr)
+
+    def _looked_up(self, ino: int, n: int = 1) -> None:
+        self.lookups[ino] = self.lookups.get(ino, 0) + n
+
+    def _file_info(self, fh: int, ino: int) -> pyfuse3.FileInfo:
+        # keep_cache=False: the kernel drops cached pages at each open (close-to-open consistency);
+        # internal files change under the kernel, so they bypass the page cache entirely.
+        return pyfuse3.FileInfo(fh=fh, direct_io=is_internal(ino), keep_cache=False)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def init(self) -> None:
+        log.debug("FUSE session initialized")
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # The VFS keeps no per-inode state for the kernel (as JuiceFS): only the counts here.
+        for ino, n in inode_list:
+            left = self.lookups.get(ino, 0) - n
+            if left > 0:
+                self.lookups[ino] = left
+            else:
+                self.lookups.pop(ino, None)
+
+    # --- names --------------------------------------------------------------------------------------
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        e = await self._call("lookup", request_ids(ctx), lambda c: self._entry(v.lookup(c, parent_inode, name)))
+        self._looked_up(e.st_ino)
+        return e
+
+    async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        return await self._call("getattr", request_ids(ctx), lambda c: self._attrs(inode, v.getattr(c, inode)))
+
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        mask, new = setattr_request(attr, fields)
+        return await self._call("setattr", request_ids(ctx),
+                                lambda c: self._attrs(inode, v.setattr(c, inode, mask, new, fh)))
+
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        v = self.vfs
+        return await self._call("readlink", request_ids(ctx), lambda c: v.readlink(c, inode))
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        e = await self._call("mknod", request_ids(ctx),
+                             lambda c: self._entry(v.mknod(c, parent_inode, name, mode, rdev)))
+        self._looked_up(e.st_ino)
+        return e
+
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        e = await self._call("mkdir", request_ids(ctx), lambda c: self._entry(v.mkdir(c, parent_inode, name, mode)))
+        self._looked_up(e.st_ino)
+        return e
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        v = self.vfs
+        await self._call("unlink", request_ids(ctx), lambda c: v.unlink(c, parent_inode, name))
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        v = self.vfs
+        await self._call("rmdir", request_ids(ctx), lambda c: v.rmdir(c, parent_inode, name))
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        e = await self._call("symlink", request_ids(ctx),
+                             lambda c: self._entry(v.symlink(c, parent_inode, name, target)))
+        self._looked_up(e.st_ino)
+        return e
+
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
+                     flags: int, ctx: Any) -> None:
+        v = self.vfs
+        await self._call("rename", request_ids(ctx),
+                         lambda c: v.rename(c, parent_inode_old, name_old, parent_inode_new, name_new, flags))
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        v = self.vfs
+        e = await self._call("link", request_ids(ctx),
+                             lambda c: self._entry(v.link(c, inode, new_parent_inode, new_name)))
+        self._looked_up(e.st_ino)
+        return e
+
+    # --- files --------------------------------------------------------------------------------------
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        v = self.vfs
+        ids = request_ids(ctx)
+        fh, c = await self._call("open", ids, lambda c: (v.open(c, inode, flags)[0], c))
+        self.handle_ctx[fh] = c
+        return self._file_info(fh, inode)
+
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        v = self.vfs
+
+        def work(c: Context) -> tuple[int, pyfuse3.EntryAttributes, Context]:
+            fh, entry = v.create(c, parent_inode, name, mode, flags)
+            return fh, self._entry(entry), c
+
+        fh, attrs, c = await self._call("create", request_ids(ctx), work)
+        self.handle_ctx[fh] = c
+        self._looked_up(attrs.st_ino)
+        return self._file_info(fh, attrs.st_ino), attrs
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        v = self.vfs
+        return await self._call("read", self._handle_ctx(fh), lambda c: v.read(c, fh, off, size))
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        v = self.vfs
+        return await self._call("write", self._handle_ctx(fh), lambda c: v.write(c, fh, off, buf))
+
+    async def flush(self, fh: int) -> None:
+        # pyfuse3 does not pass the lock owner; POSIX locks are the kernel's here (see concurrency.md).
+        v = self.vfs
+        await self._call("flush", self._handle_ctx(fh), lambda c: v.flush(c, fh, 0))
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        v = self.vfs
+        await self._call("fsync", self._handle_ctx(fh), lambda c: v.fsync(c, fh, datasync))
+
+    async def release(self, fh: int) -> None:
+        v = self.vfs
+        try:
+            await self._call("release", self._handle_ctx(fh), lambda c: v.release(c, fh))
+        finally:
+            self.handle_ctx.pop(fh, None)
+
+    # --- directories ----------------------------------------------------------------------------------
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        v = self.vfs
+        fh, c = await self._call("opendir", request_ids(ctx), lambda c: (v.opendir(c, inode), c))
+        self.handle_ctx[fh] = c
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        v = self.vfs
+        entries = await self._call("readdir", self._handle_ctx(fh), lambda c: v.readdir(c, fh, start_id, True))
+        # EntryAttributes are built here, lazily: the kernel's buffer holds a few dozen entries, the
+        # VFS may return the whole rest of a big directory.
+        for e, next_off in entries:
+            dot = e.name in (b".", b"..")
+            attrs = bare_entry(e.inode) if dot and e.attr is None else self._entry(e)
+            if not pyfuse3.readdir_reply(token, e.name, attrs, next_off):
+                break
+            if not dot:  # the kernel takes a lookup reference for every entry but '.' and '..'
+                self._looked_up(e.inode)
+
+    async def releasedir(self, fh: int) -> None:
+        v = self.vfs
+        try:
+            await self._call("releasedir", self._handle_ctx(fh), lambda c: v.releasedir(c, fh))
+        finally:
+            self.handle_ctx.pop(fh, None)
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        return None  # directory changes are committed to the metadata engine at once
+
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        v = self.vfs
+        return await self._call("statfs", request_ids(ctx), lambda c: statvfs(v.statfs(c, pyfuse3.ROOT_INODE)))
+
+    # --- extended attributes ------------------------------------------------------------------------
+    def _check_xattr(self) -> None:
+        # Without --enable-xattr JuiceFS answers ENOSYS: the kernel then stops asking (no getxattr of
+        # security.capability on every write) and applications see EOPNOTSUPP (== ENOTSUP).
+        if not self.enable_xattr:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
+
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        self._check_xattr()
+        v = self.vfs
+        return await self._call("getxattr", request_ids(ctx), lambda c: v.getxattr(c, inode, name))
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        # pyfuse3 checks XATTR_CREATE/XATTR_REPLACE itself (with a getxattr) and drops the flags.
+        self._check_xattr()
+        v = self.vfs
+        await self._call("setxattr", request_ids(ctx), lambda c: v.setxattr(c, inode, name, value, 0))
+
+    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        self._check_xattr()
+        v = self.vfs
+        return await self._call("listxattr", request_ids(ctx), lambda c: v.listxattr(c, inode))
+
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        self._check_xattr()
+        v = self.vfs
+        await self._call("removexattr", request_ids(ctx), lambda c: v.removexattr(c, inode, name))
+
