@@ -139,6 +139,16 @@ class NamespaceOps:
         self._opened(ino)
         return ino, attr
 
+    def _check_new_entry_parent(self: Meta, ctx: Context, pattr: Attr) -> None:
+        """May ctx add an entry to the directory with attributes pattr? (mknod, link)"""
+        if pattr.typ != TYPE_DIRECTORY:
+            raise err(errno.ENOTDIR)
+        if pattr.parent > TRASH_INODE:  # a directory already moved to the trash
+            raise err(errno.ENOENT)
+        self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
+        if pattr.flags & FLAG_IMMUTABLE:
+            raise err(errno.EPERM)
+
     def _do_mknod(self: Meta, ctx: Context, parent: int, name: bytes, typ: int, mode: int, cumask: int,
                   rdev: int, path: bytes, ino: int) -> Attr:
         now = now_ts()
@@ -148,13 +158,7 @@ class NamespaceOps:
             pattr = tx.get_attr(parent)
             if pattr is None:
                 raise err(errno.ENOENT)
-            if pattr.typ != TYPE_DIRECTORY:
-                raise err(errno.ENOTDIR)
-            if pattr.parent > TRASH_INODE:
-                raise err(errno.ENOENT)
-            self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
-            if pattr.flags & FLAG_IMMUTABLE:
-                raise err(errno.EPERM)
+            self._check_new_entry_parent(ctx, pattr)
             found = tx.get_entry(parent, name)
             if found is not None:
                 ftyp, fino = found
@@ -619,13 +623,7 @@ class NamespaceOps:
             pattr, iattr = tx.get_attrs([parent, ino])
             if pattr is None or iattr is None:
                 raise err(errno.ENOENT)
-            if pattr.typ != TYPE_DIRECTORY:
-                raise err(errno.ENOTDIR)
-            if pattr.parent > TRASH_INODE:
-                raise err(errno.ENOENT)
-            self._access(ctx, pattr, MODE_MASK_W | MODE_MASK_X)
-            if pattr.flags & FLAG_IMMUTABLE:
-                raise err(errno.EPERM)
+            self._check_new_entry_parent(ctx, pattr)
             if iattr.typ == TYPE_DIRECTORY:
                 raise err(errno.EPERM)
             if iattr.flags & (FLAG_APPEND | FLAG_IMMUTABLE):
