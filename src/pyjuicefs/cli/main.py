@@ -12,7 +12,7 @@ from .. import JUICEFS_COMPAT_VERSION, __version__
 from ..errors import PyJuiceFSError, UserError
 
 # Commands in help order; each module pyjuicefs.cli.<name> has register() and run().
-COMMANDS = ["format", "config", "status", "mount", "umount"]
+COMMANDS = ["format", "config", "status", "mount", "umount", "bench", "objbench"]
 
 log = logging.getLogger("pyjuicefs")
 
