@@ -4,7 +4,9 @@
 # apt-get update runs only when something is missing.
 set -euo pipefail
 
-PACKAGES=(fuse3 libfuse3-dev pkg-config redis-server postgresql mariadb-server etcd-server sqlite3)
+# gcc, patch and python3-dev build the patched pyfuse3 (scripts/build-pyfuse3.sh).
+PACKAGES=(fuse3 libfuse3-dev pkg-config gcc patch python3-dev redis-server postgresql mariadb-server
+          etcd-server sqlite3)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -12,6 +12,7 @@ so it needs no lock. See docs/dev/concurrency.md.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ import trio
 
 from ..errors import FsError
 from ..meta.base_common import Context
+from ..meta.base_lock import MAX_OFFSET
 from ..meta.types import TYPE_DIRECTORY, Attr, Entry
 from ..vfs.internal import is_internal, is_special
 from .convert import (SPECIAL_TIMEOUT, GroupCache, bare_entry, entry_attributes, make_context, request_ids,
@@ -29,6 +31,9 @@ from .convert import (SPECIAL_TIMEOUT, GroupCache, bare_entry, entry_attributes,
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# pyjuicefs's pyfuse3 patch (scripts/build-pyfuse3.sh) adds the lock, fallocate and copy_file_range
+# handlers; an unpatched pyfuse3 never calls those methods below.
+LOCKS_SUPPORTED = hasattr(pyfuse3.Operations, "flock")
 Ids = tuple[int, int, int, int]  # uid, gid, pid, umask of a request
 DEFAULT_THREADS = 64
 
@@ -54,6 +59,9 @@ class FuseOps(pyfuse3.Operations):
         self.lookups: dict[int, int] = {}  # inode -> kernel lookup count (trio thread only)
         self.handle_ctx: dict[int, Context] = {}  # fh -> Context of the open (trio thread only)
         self._logged: set[tuple[str, str]] = set()
+        # Lock owners that took a POSIX lock through this mount (trio thread only): the unlock the
+        # patched pyfuse3 sends after every flush is skipped for the others, which hold none.
+        self.plock_owners: set[int] = set()
 
     # --- the one wrapper --------------------------------------------------------------------------
     async def _call(self, op: str, ids: Ids | Context | None, fn: Callable[[Context], T]) -> T:
@@ -107,6 +115,10 @@ class FuseOps(pyfuse3.Operations):
     # --- lifecycle --------------------------------------------------------------------------------
     def init(self) -> None:
         log.debug("FUSE session initialized")
+        if not LOCKS_SUPPORTED:
+            log.warning("pyfuse3 %s lacks the lock handlers: flock/fcntl locks stay local to this mount "
+                        "and fallocate is not supported (run scripts/build-pyfuse3.sh)",
+                        getattr(pyfuse3, "__version__", "?"))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # The VFS keeps no per-inode state for the kernel (as JuiceFS): only the counts here.
@@ -210,7 +222,8 @@ class FuseOps(pyfuse3.Operations):
         return await self._call("write", self._handle_ctx(fh), lambda c: v.write(c, fh, off, buf))
 
     async def flush(self, fh: int) -> None:
-        # pyfuse3 does not pass the lock owner; POSIX locks are the kernel's here (see concurrency.md).
+        # pyfuse3 does not pass the lock owner: the patched pyfuse3 releases the closer's POSIX
+        # locks with a setlk(F_UNLCK) right after this (see docs/dev/fuse.md).
         v = self.vfs
         await self._call("flush", self._handle_ctx(fh), lambda c: v.flush(c, fh, 0))
 
@@ -287,3 +300,55 @@ class FuseOps(pyfuse3.Operations):
         v = self.vfs
         await self._call("removexattr", request_ids(ctx), lambda c: v.removexattr(c, inode, name))
 
+    # --- locks, space, server-side copies (called only by the patched pyfuse3) ---------------
+    # A blocking flock/F_SETLKW waits in its worker thread (the VFS polls the metadata engine), never
+    # on the trio loop. The lock's pid (the holder's tgid) replaces the request's thread id, so that
+    # F_GETLK on another mount reports it.
+    async def flock(self, fh: int, owner: int, op: int, ctx: Any) -> None:
+        v = self.vfs
+        await self._call("flock", request_ids(ctx), lambda c: v.flock(c, fh, owner, op))
+
+    async def getlk(self, fh: int, owner: int, lock: Any, ctx: Any) -> Any:
+        v = self.vfs
+        start, end = _lock_range(lock)
+        ltype, start, end, pid = await self._call(
+            "getlk", _with_pid(request_ids(ctx), lock.l_pid),
+            lambda c: v.getlk(c, fh, owner, lock.l_type, start, end))
+        if ltype == fcntl.F_UNLCK:
+            return pyfuse3.FileLock(fcntl.F_UNLCK, 0, 0, 0)
+        return pyfuse3.FileLock(ltype, start, 0 if end >= MAX_OFFSET else end - start + 1, pid)
+
+    async def setlk(self, fh: int, owner: int, lock: Any, sleep: bool, ctx: Any) -> None:
+        unlock = lock.l_type == fcntl.F_UNLCK
+        if unlock and owner not in self.plock_owners:
+            return  # e.g. the unlock after every flush: this owner holds no lock through this mount
+        v = self.vfs
+        start, end = _lock_range(lock)
+        if not unlock:
+            self.plock_owners.add(owner)  # before the call: a lock may be granted even if we fail later
+        await self._call("setlk", _with_pid(request_ids(ctx), lock.l_pid),
+                         lambda c: v.setlk(c, fh, owner, lock.l_type, start, end, sleep))
+
+    async def fallocate(self, fh: int, mode: int, offset: int, length: int, ctx: Any) -> None:
+        v = self.vfs
+        await self._call("fallocate", request_ids(ctx), lambda c: v.fallocate(c, fh, mode, offset, length))
+
+    async def copy_file_range(self, fh_in: int, off_in: int, fh_out: int, off_out: int, length: int,
+                              flags: int, ctx: Any) -> int:
+        v = self.vfs
+        return await self._call("copy_file_range", request_ids(ctx),
+                                lambda c: v.copy_file_range(c, fh_in, off_in, fh_out, off_out, length, flags))
+
+
+def _lock_range(lock: Any) -> tuple[int, int]:
+    """[start, end] (end inclusive, MAX_OFFSET = to the end of the file) of a pyfuse3.FileLock,
+    whose l_len is 0 for "to the end" (libfuse always passes l_whence SEEK_SET, l_len >= 0)."""
+    start = max(0, lock.l_start)
+    if lock.l_len <= 0:
+        return start, MAX_OFFSET
+    return start, min(MAX_OFFSET, start + lock.l_len - 1)
+
+
+def _with_pid(ids: Ids, pid: int) -> Ids:
+    uid, gid, req_pid, umask = ids
+    return uid, gid, pid or req_pid, umask
