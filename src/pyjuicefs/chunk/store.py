@@ -6,6 +6,9 @@ blocks of `block_size` bytes, the last one shorter; block i is the object
 whole. Facts from pkg/chunk/cached_store.go; the data path and locks are in docs/dev/chunk.md.
 
 `storage` is rooted at the volume prefix (`<name>/`): keys given to it start with `chunks/`.
+With a CacheConfig and a disk cache (disk_cache.py), blocks are also cached on local disk,
+staged there with write-back (staging.py), and GET/PUT bandwidth and concurrency are limited
+(limits.py); docs/dev/cache.md.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from ..errors import ObjectNotFound, StorageAuthError, StorageError
 from ..object.base import ObjectStorage
 from ..object.names import block_key, block_size_at, slice_keys
 from .cache import BlockCache, SingleFlight
+from .cache_config import CacheConfig
 from .layout import CHUNK_SIZE, Segment
+from .limits import TokenBucket
+from .staging import Stager
 
 if TYPE_CHECKING:
     from ..format import Format
+    from .disk_cache import CacheManager
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,8 @@ class ChunkStore:
     volume's `Compression` name. max_uploads / max_downloads bound the concurrent PUTs / GETs.
     cache_size: bytes of whole blocks kept in memory (0: none). max_retries: PUT attempts after
     the first. retry_delay(attempt) -> seconds to sleep before attempt (JuiceFS: attempt²).
+    conf + disk: the disk cache, write-back staging and limits (without them: memory cache only,
+    no limits). max_downloads bounds concurrent GETs (the download pool has at most 32 threads).
     """
 
     def __init__(
@@ -63,6 +72,8 @@ class ChunkStore:
         max_retries: int = 10,
         get_retries: int = 2,
         retry_delay: Callable[[int], float] = juicefs_retry_delay,
+        conf: CacheConfig | None = None,
+        disk: "CacheManager | None" = None,
     ) -> None:
         if block_size <= 0 or CHUNK_SIZE % block_size:
             raise ValueError(f"block size {block_size} must divide the chunk size {CHUNK_SIZE}")
@@ -74,11 +85,24 @@ class ChunkStore:
         self.get_retries = get_retries
         self.retry_delay = retry_delay
         self.cache = BlockCache(cache_size)
+        self.conf = conf
+        self.disk = disk
+        self.verify = conf.verify_checksum if conf is not None else "none"
         self._flight: SingleFlight[bytes] = SingleFlight()
         self._uploads = ThreadPoolExecutor(max(1, max_uploads), thread_name_prefix="jfs-upload")
+        self._up_slots = threading.BoundedSemaphore(max(1, max_uploads))  # direct and staged PUTs together
+        self._get_slots = threading.BoundedSemaphore(max(1, max_downloads))
         self._downloads = ThreadPoolExecutor(
-            max(1, max_downloads), thread_name_prefix="jfs-download", initializer=_mark_pool_thread
+            max(1, min(max_downloads, 32)), thread_name_prefix="jfs-download", initializer=_mark_pool_thread
         )
+        self.up_limit = TokenBucket.for_limit(conf.upload_limit) if conf is not None else None
+        self.down_limit = TokenBucket.for_limit(conf.download_limit) if conf is not None else None
+        self.hits = self.hit_bytes = self.misses = self.miss_bytes = 0  # block reads (any cache)
+        self.stager: Stager | None = None
+        if disk is not None and conf is not None and conf.writeback:
+            self.stager = Stager(disk, lambda k, b: self._put_block(k, b, 3), self._delete_object,
+                                 upload_delay=conf.upload_delay, upload_hours=conf.upload_hours,
+                                 max_uploads=max_uploads)
 
     @classmethod
     def for_volume(cls, storage: ObjectStorage, fmt: "Format", **kw: Any) -> "ChunkStore":
@@ -100,9 +124,28 @@ class ChunkStore:
         return SliceWriter(self, slice_id)
 
     def _upload(self, key: str, block: bytes, cancelled: Callable[[], bool]) -> None:
-        """Compress and PUT one block, retrying; runs on an upload thread."""
+        """Store one block of a new slice; runs on an upload thread. With write-back the block is
+        staged on disk and uploaded later (a failed staging falls back to a direct upload)."""
+        if self.stager is not None and self.disk is not None:
+            try:
+                path = self.disk.stage(key, block)
+            except OSError as e:
+                log.warning("write %s to the staging dir: %s; uploading it directly", key, e)
+            else:
+                self.stager.add(key, path)
+                return
+        self._put_block(key, block, self.max_retries + 1, cancelled)
+        small = len(block) < self.block_size
+        if self.disk is not None and (small or (self.conf is not None and self.conf.cache_large_write)):
+            self.disk.cache(key, block)
+        if small:
+            # JuiceFS keeps small written blocks in its cache: they are read back soon.
+            self.cache.put(key, block)
+
+    def _put_block(self, key: str, block: bytes, tries: int,
+                   cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Compress and PUT one block, retrying up to `tries` times (attempt² s apart)."""
         payload = self.compressor.compress(block)
-        tries = self.max_retries + 1
         err: BaseException | None = None
         for attempt in range(tries):
             if attempt:
@@ -112,16 +155,16 @@ class ChunkStore:
             if cancelled():
                 raise StorageError(f"upload block {key}: cancelled after {attempt} tries ({err})")
             try:
-                self.storage.put(key, payload)
+                with self._up_slots:
+                    if self.up_limit is not None:
+                        self.up_limit.wait(len(payload))
+                    self.storage.put(key, payload)
             except StorageAuthError:
                 raise
             except (StorageError, OSError) as e:
                 err = e
                 log.warning("upload %s: %s (try %d)", key, e, attempt + 1)
                 continue
-            if len(block) < self.block_size:
-                # JuiceFS keeps small written blocks in its cache: they are read back soon.
-                self.cache.put(key, block)
             return
         raise StorageError(f"upload block {key}: {err} (after {tries} tries)") from err
 
@@ -158,7 +201,16 @@ class ChunkStore:
         key = block_key(slice_id, indx, blen, self.hash_prefix)
         data = self.cache.get(key)
         if data is not None:
+            self._count(True, n)
             return data[boff:boff + n]
+        if self.disk is not None:
+            part = self.disk.load(key, boff, n)
+            if part is None and self.stager is not None:
+                part = self.stager.read(key, boff, n, self.verify)  # staged, not uploaded yet
+            if part is not None:
+                self._count(True, n)
+                return part
+        self._count(False, n)
         # JuiceFS reads a range only of an uncompressed block, for a small read that does not start
         # the block: a read from the start (or a big one) is likely followed by the rest, so the
         # whole block is fetched and cached.
@@ -172,6 +224,8 @@ class ChunkStore:
             try:
                 part = self._get(key, boff, n)
                 if len(part) == n:
+                    if self.disk is not None:
+                        self._prefetch(key, blen)
                     return part
                 log.warning("short range read of %s: %d < %d bytes", key, len(part), n)
             except ObjectNotFound:
@@ -181,12 +235,79 @@ class ChunkStore:
         block = self._flight.do(key, lambda: self._load(key, blen))
         return block[boff:boff + n]
 
-    def _load(self, key: str, blen: int) -> bytes:
-        """GET a whole block object, decompress it, cache it."""
+    def _load(self, key: str, blen: int, force_cache: bool = False) -> bytes:
+        """GET a whole block object, decompress it, cache it (the disk cache write is queued)."""
         raw = self._get(key, 0, -1)
         block = self.compressor.decompress(raw, blen)
         self.cache.put(key, block)
+        if self.disk is not None and (force_cache or self._should_cache(blen)):
+            self.disk.cache(key, block)
         return block
+
+    def _should_cache(self, blen: int) -> bool:
+        """JuiceFS shouldCache: every block, or only partial ones with --cache-partial-only."""
+        c = self.conf
+        return c is None or not c.cache_partial_only or blen < self.block_size or c.upload_delay > 0
+
+    def _prefetch(self, key: str, blen: int) -> None:
+        """After a range read, fetch the whole block into the disk cache in the background
+        (JuiceFS's prefetcher), unless it is there or on its way."""
+        assert self.disk is not None
+        if self.disk.has(key):
+            return
+        try:
+            self._downloads.submit(self._prefetch_one, key, blen)
+        except RuntimeError:
+            pass  # shutting down
+
+    def _prefetch_one(self, key: str, blen: int) -> None:
+        try:
+            self._flight.do(key, lambda: self._load(key, blen, force_cache=True))
+        except Exception as e:  # noqa: BLE001 - only a prefetch
+            log.debug("prefetch %s: %s", key, e)
+
+    def _count(self, hit: bool, n: int) -> None:
+        # unlocked int adds: a lost increment under a race only blurs a statistic
+        if hit:
+            self.hits += 1
+            self.hit_bytes += n
+        else:
+            self.misses += 1
+            self.miss_bytes += n
+
+    def metrics(self) -> dict[str, float]:
+        """Cache and staging figures for `.stats` (JuiceFS metric names, without the prefix)."""
+        blocks, used = self.disk.counts() if self.disk is not None else (len(self.cache), self.cache.used)
+        out: dict[str, float] = {
+            "blockcache_hits": self.hits, "blockcache_miss": self.misses,
+            "blockcache_hit_bytes": self.hit_bytes, "blockcache_miss_bytes": self.miss_bytes,
+            "blockcache_blocks": blocks, "blockcache_bytes": used,
+            "staging_blocks": self.stager.count() if self.stager is not None else 0,
+        }
+        if self.disk is not None:
+            st = self.disk.stats
+            out.update(blockcache_write=st.writes, blockcache_write_bytes=st.write_bytes,
+                       blockcache_drops=st.drops, blockcache_evict=st.evictions,
+                       blockcache_corrupt=st.corrupt)
+        return out
+
+    def staging_blocks(self) -> int:
+        """Staged blocks not uploaded yet (0 without write-back)."""
+        return self.stager.count() if self.stager is not None else 0
+
+    def forget_block(self, key: str) -> None:
+        """A block of a deleted or aborted slice: out of every cache, and never uploaded."""
+        self.cache.remove(key)
+        if self.stager is not None:
+            self.stager.remove(key)
+        if self.disk is not None:
+            self.disk.remove(key, staging=True)
+
+    def _delete_object(self, key: str) -> None:
+        try:
+            self.storage.delete(key)
+        except ObjectNotFound:
+            pass
 
     def _get(self, key: str, off: int, limit: int) -> bytes:
         err: BaseException | None = None
@@ -196,7 +317,11 @@ class ChunkStore:
                 if delay > 0:
                     time.sleep(delay)
             try:
-                return self.storage.get(key, off, limit)
+                with self._get_slots:
+                    data = self.storage.get(key, off, limit)
+                if self.down_limit is not None:
+                    self.down_limit.wait(len(data))
+                return data
             except (ObjectNotFound, StorageAuthError):
                 raise
             except (StorageError, OSError) as e:
@@ -216,20 +341,22 @@ class ChunkStore:
     def fill_cache(self, slice_id: int, slice_size: int) -> None:
         """Load every block of a slice into the memory cache (warmup)."""
         for i, key in enumerate(self.keys(slice_id, slice_size)):
-            if key not in self.cache:
+            if key not in self.cache and (self.disk is None or not self.disk.has(key)):
                 blen = block_size_at(slice_size, i, self.block_size)
-                self._flight.do(key, lambda k=key, b=blen: self._load(k, b))
+                self._flight.do(key, lambda k=key, b=blen: self._load(k, b, force_cache=True))
 
     def evict_cache(self, slice_id: int, slice_size: int) -> None:
         for key in self.keys(slice_id, slice_size):
             self.cache.remove(key)
+            if self.disk is not None:
+                self.disk.remove(key)
 
     def remove(self, slice_id: int, slice_size: int) -> None:
         """Delete every block object of a slice (deleting a missing one succeeds). Tries them all;
         raises the last failure."""
         keys = self.keys(slice_id, slice_size)
         for key in keys:
-            self.cache.remove(key)
+            self.forget_block(key)
         err: StorageError | None = None
         for key in keys:
             try:
@@ -243,9 +370,14 @@ class ChunkStore:
             raise err
 
     def close(self) -> None:
-        """Wait for running uploads and stop the thread pools."""
+        """Wait for running uploads and stop the thread pools; staged blocks not uploaded yet stay
+        on disk for the next mount; queued cache writes are written."""
         self._uploads.shutdown(wait=True)
         self._downloads.shutdown(wait=True, cancel_futures=True)
+        if self.stager is not None:
+            self.stager.close()
+        if self.disk is not None:
+            self.disk.close()
 
     def __enter__(self) -> "ChunkStore":
         return self
@@ -364,7 +496,7 @@ class SliceWriter:
                 fut.exception()  # wait for a running PUT before deleting its object
             keys.append(key)
         for key in keys:
-            self.store.cache.remove(key)
+            self.store.forget_block(key)
             try:
                 self.store.storage.delete(key)
             except StorageError as e:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..chunk.cache_config import CacheConfig
+
 
 @dataclass
 class VFSConfig:
@@ -21,6 +23,8 @@ class VFSConfig:
     io_retries: int = 10
     hide_internal: bool = False  # leave .stats/.config/.accesslog/.trash out of root listings
     no_bgjob: bool = False  # JuiceFS --no-bgjob: heartbeat only, no clean-up of sessions/files/trash
+    # block cache, write-back and limits (cli/cache_options.py); None: a 128 MiB memory cache only
+    cache: CacheConfig | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

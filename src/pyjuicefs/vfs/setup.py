@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..chunk import ChunkStore
+from ..chunk.limits import tune_malloc
 from ..errors import ObjectNotFound, StorageError, UserError
 from ..meta import new_engine, redact_url
 from ..meta.base import Meta
@@ -96,11 +97,11 @@ def open_volume(meta_url: str, *, vfs_conf: VFSConfig, meta_conf: MetaConfig | N
         except Exception as e:  # noqa: BLE001
             raise UserError(f"cannot register a session in {redact_url(meta_url)}: {e}") from None
         stats = Stats()
-        # RetryingStorage already retries transient errors io_retries times: the chunk store
-        # adds only a couple of tries for other failures.
-        store = ChunkStore.for_volume(CountingStorage(storage, stats), fmt, max_uploads=vfs_conf.max_uploads,
-                                      max_retries=2)
+        store = _chunk_store(CountingStorage(storage, stats), fmt, vfs_conf)
+        closers.insert(0, store.close)
+        stats.add_source(lambda: _store_metrics(store))
         vfs = VFS(meta, store, vfs_conf, stats=stats)
+        closers.remove(store.close)  # VFS.close() closes the store
     except BaseException:
         for fn in closers:
             try:
@@ -111,6 +112,49 @@ def open_volume(meta_url: str, *, vfs_conf: VFSConfig, meta_conf: MetaConfig | N
     vfs._closers.extend(closers)
     log.info("volume %s opened (session %d)", fmt.Name, meta.sid)
     return vfs
+
+
+def _chunk_store(storage, fmt: "Format", conf: VFSConfig) -> ChunkStore:
+    """The chunk store with the mount's cache (memory / disk / none), write-back and limits.
+    RetryingStorage already retries transient errors io_retries times: the chunk store adds only
+    a couple of PUT tries for other failures."""
+    kw: dict = {"max_uploads": conf.max_uploads, "max_retries": 2}
+    cc = conf.cache
+    if cc is None:
+        return ChunkStore.for_volume(storage, fmt, **kw)
+    try:
+        cc = dataclasses.replace(cc).checked()
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    tune_malloc()  # so that --buffer-size bounds the resident memory (limits.py)
+    kw["max_downloads"] = cc.max_downloads
+    disk = None
+    if not cc.enabled or cc.memory:
+        if cc.writeback:
+            log.warning("writeback needs a disk cache (--cache-dir a directory, --cache-size > 0): disabled")
+            cc.writeback = False
+        kw["cache_size"] = cc.cache_size if cc.memory else 0
+    else:
+        from ..chunk.disk_cache import open_cache_manager
+
+        disk = open_cache_manager(cc, fmt.UUID, buffer_size=conf.buffer_size, block_size=fmt.BlockSize << 10)
+        # A small memory cache in front of the disk, inside the --buffer-size budget.
+        kw["cache_size"] = min(conf.buffer_size // 4, 128 << 20)
+    if not cc.writeback and (cc.upload_delay > 0 or cc.upload_hours):
+        log.warning("delayed upload is disabled in non-writeback mode")
+        cc.upload_delay, cc.upload_hours = 0.0, None
+    try:
+        return ChunkStore.for_volume(storage, fmt, conf=cc, disk=disk, **kw)
+    except BaseException:
+        if disk is not None:
+            disk.close()
+        raise
+
+
+def _store_metrics(store: ChunkStore) -> dict[str, float]:
+    out = {"juicefs_" + k: v for k, v in store.metrics().items()}
+    out["pyjuicefs_staging_blocks"] = store.staging_blocks()
+    return out
 
 
 def background_jobs(vfs: VFS, stop: threading.Event) -> None:

@@ -25,6 +25,12 @@ class Stats:
         self.object_bytes: Counter[str] = Counter()  # method -> bytes moved
         self.object_errors: Counter[str] = Counter()
         self.started = time.time()
+        self._sources: list[Callable[[], dict[str, float]]] = []  # more samples, full names
+
+    def add_source(self, fn: Callable[[], dict[str, float]]) -> None:
+        """Samples computed when `.stats` is read (e.g. the chunk store's cache figures), by full
+        metric name (`juicefs_blockcache_hits`, `pyjuicefs_staging_blocks`)."""
+        self._sources.append(fn)
 
     def op(self, name: str, seconds: float) -> None:
         with self._lock:
@@ -72,6 +78,10 @@ class Stats:
             lines.append(f"{p}uptime {_num(time.time() - self.started)}")
         for name in sorted(gauges):
             lines.append(f"{p}{name} {_num(gauges[name])}")
+        for fn in self._sources:
+            samples = fn()
+            for name in sorted(samples):
+                lines.append(f"{name} {_num(samples[name])}")
         return ("\n".join(lines) + "\n").encode()
 
 
