@@ -181,6 +181,10 @@ def pyjuicefs_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     `python -m pyjuicefs mount META-URL MNT [args]` in the foreground."""
 
     def build(meta_url: str, mp: str, extra: tuple[str, ...]) -> tuple[list[str], list[str] | None]:
+        # The disk cache goes to a temp dir unless the test chose one (the default, /var/jfsCache
+        # as root, would fill up across runs), as the juicefs_mount fixture does.
+        if not any(a == "--cache-dir" or a.startswith("--cache-dir=") for a in extra):
+            extra = ("--cache-dir", str(tmp_path_factory.mktemp("pyjfscache")), *extra)
         return [sys.executable, "-m", "pyjuicefs", "mount", meta_url, mp, *extra], None
 
     yield from _factory(tmp_path_factory, build)
@@ -222,3 +226,118 @@ def volume(new_meta_url: Callable[[str], str], tmp_path: Path) -> Callable[..., 
         return url
 
     return make
+
+
+# --- background mounts (`pyjuicefs mount -d`), whose daemons outlive the command ---------------------
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+        argv0: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m pyjuicefs ARGS` (or `argv0 ARGS`) to completion, output captured."""
+    cmd = (argv0 or [sys.executable, "-m", "pyjuicefs"]) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})
+
+
+def daemon_pids(mountpoint: str) -> list[int]:
+    """Pids of `pyjuicefs mount` processes whose command line ends with this mount point (the
+    daemon gets it absolute), zombies excluded."""
+    target = os.path.realpath(mountpoint)
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            with open(f"/proc/{name}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X") and "mount" in argv and argv and argv[-1] == target:
+            pids.append(int(name))
+    return pids
+
+
+class BackgroundMounts:
+    """Runs `pyjuicefs mount -d` and cleans up after it: every mount point it was given is
+    unmounted at teardown and the daemons serving it (found by their command line, which holds
+    that unique temp path) are waited for, then terminated by pid."""
+
+    cli = staticmethod(cli)
+    daemon_pids = staticmethod(daemon_pids)
+    is_mounted = staticmethod(is_mounted)
+
+    def __init__(self, log_path: str, cache_dir: str) -> None:
+        self.log_path = log_path
+        self.cache_dir = cache_dir  # passed unless the test gives one (never /var/jfsCache)
+        self.mountpoints: list[str] = []
+
+    @staticmethod
+    def fstype(mountpoint: str | os.PathLike) -> str | None:
+        """The fs type of the topmost mount at `mountpoint` (from /proc/self/mounts), or None."""
+        target = os.path.realpath(mountpoint).replace(" ", "\\040")
+        found = None
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split(" ")
+                if len(fields) > 2 and fields[1] == target:
+                    found = fields[2]
+        return found
+
+    def watch(self, mountpoint: str | os.PathLike) -> str:
+        mp = os.path.realpath(mountpoint)
+        if mp not in self.mountpoints:
+            self.mountpoints.append(mp)
+        return mp
+
+    def mount(self, meta_url: str, mountpoint: str | os.PathLike, *extra: str, env: dict[str, str] | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+        """`pyjuicefs mount -d META MNT --log <test log> [--cache-dir <temp>] EXTRA` (not checked:
+        the test asserts)."""
+        mp = self.watch(mountpoint)
+        if not any(a == "--cache-dir" or a.startswith("--cache-dir=") for a in extra):
+            extra = ("--cache-dir", self.cache_dir, *extra)
+        return cli("mount", "-d", meta_url, mp, "--log", self.log_path, *extra, env=env, timeout=timeout)
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def cleanup(self) -> list[str]:
+        problems: list[str] = []
+        for mp in reversed(self.mountpoints):
+            pids = daemon_pids(mp)
+            if is_mounted(mp):
+                problems += force_unmount(mp, None)
+            deadline = time.monotonic() + 20
+            while pids and time.monotonic() < deadline:
+                pids = [p for p in pids if p in daemon_pids(mp)]
+                time.sleep(0.1)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                for pid in pids:
+                    problems.append(f"daemon {pid} of {mp} still running: {signal.Signals(sig).name}")
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+                end = time.monotonic() + 10
+                while pids and time.monotonic() < end:
+                    pids = [p for p in pids if p in daemon_pids(mp)]
+                    time.sleep(0.1)
+        return problems
+
+
+@pytest.fixture
+def background_mounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundMounts]:
+    """BackgroundMounts with the daemon log in a temp dir; leftover mounts and daemons are
+    cleaned up (and reported) at teardown."""
+    bm = BackgroundMounts(str(tmp_path_factory.mktemp("bglog") / "pyjuicefs.log"),
+                          str(tmp_path_factory.mktemp("bgcache")))
+    try:
+        yield bm
+    finally:
+        problems = bm.cleanup()
+        if problems:
+            print("background mount teardown: " + "; ".join(problems), file=sys.stderr)

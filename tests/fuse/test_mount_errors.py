@@ -86,14 +86,6 @@ def test_unreachable_storage(volume, tmp_path):
     assert not os.path.ismount(mp)
 
 
-def test_background_not_supported(volume, tmp_path):
-    url = volume("sqlite3")
-    mp = tmp_path / "mnt"
-    mp.mkdir()
-    assert_one_error(mount_cli(url, str(mp), "-d"), "not supported yet")
-    assert not os.path.ismount(mp)
-
-
 @pytest.mark.parametrize("flag,value", [("--attr-cache", "soon"), ("--buffer-size", "lots"),
                                         ("--max-uploads", "-1")])
 def test_bad_option_values(volume, tmp_path, flag, value):
