@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyjuicefs.chunk.layout import (
+from pyjuicefs.layout import (
     CHUNK_SIZE,
     Segment,
     build_slices,

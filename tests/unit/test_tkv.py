@@ -13,7 +13,6 @@ from pyjuicefs.errors import TxnConflict
 from pyjuicefs.format import Format
 from pyjuicefs.meta import new_engine, tkv
 from pyjuicefs.meta.base import Meta
-from pyjuicefs.meta.base_common import build_slices
 from pyjuicefs.meta.base_lock import update_locks
 from pyjuicefs.meta.memkv import MemKVClient
 from pyjuicefs.meta.types import TRASH_INODE, Slice
@@ -98,15 +97,6 @@ def test_memkv_conflicts_are_detected_and_retried():
     for t in threads:
         t.join()
     assert c.txn(lambda tx: tx.incr_by(b"counter", 0)) == 200
-
-
-def test_build_slices():
-    s = lambda pos, id_, size, off, ln: Slice(pos, id_, size, off, ln)  # noqa: E731
-    assert build_slices([]) == []
-    assert build_slices([s(100, 1, 50, 0, 50)]) == [s(0, 0, 100, 0, 100), s(100, 1, 50, 0, 50)]
-    out = build_slices([s(0, 1, 1000, 0, 1000), s(200, 2, 100, 0, 100), s(150, 0, 0, 0, 100)])
-    assert out == [s(0, 1, 1000, 0, 150), s(150, 0, 0, 0, 100), s(250, 2, 100, 50, 50),
-                   s(300, 1, 1000, 300, 700)]
 
 
 def test_update_locks():

@@ -5,7 +5,7 @@ into what a reader sees; readahead decides what to prefetch. Never imports pyjui
 """
 
 from .cache import BlockCache, SingleFlight
-from .layout import CHUNK_SIZE, Segment, build_slices, clip, compact_chunk, hole, overlay, visible
+from ..layout import CHUNK_SIZE, Segment, build_slices, clip, compact_chunk, hole, overlay, visible
 from .readahead import Readahead
 from .store import ChunkStore, SliceWriter, zeros
 

@@ -26,7 +26,7 @@ from ..object.base import ObjectStorage
 from ..object.names import block_key, block_size_at, slice_keys
 from .cache import BlockCache, SingleFlight
 from .cache_config import CacheConfig
-from .layout import CHUNK_SIZE, Segment
+from ..layout import CHUNK_SIZE, Segment
 from .limits import TokenBucket
 from .staging import Stager
 

@@ -143,32 +143,3 @@ def access_mode(attr: Attr, uid: int, gids: tuple[int, ...]) -> int:
         return (attr.mode >> 3) & 7
     return attr.mode & 7
 
-
-def build_slices(records: list[Slice], chunk_pos: int = 0) -> list[Slice]:
-    """The visible layout of a chunk from its slice records (later records win), from position 0
-    to the end of the last record; gaps are holes (id 0, size = length of the gap)."""
-    segs: list[list[int]] = []  # [start, end, id, size, off], sorted, non-overlapping
-    for r in records:
-        start, end = r.pos, r.pos + r.len
-        if r.len == 0:
-            continue
-        out = []
-        for s in segs:
-            if s[1] <= start or s[0] >= end:
-                out.append(s)
-                continue
-            if s[0] < start:
-                out.append([s[0], start, s[2], s[3], s[4]])
-            if s[1] > end:
-                out.append([end, s[1], s[2], s[3], s[4] + (end - s[0])])
-        out.append([start, end, r.id, r.size, r.off])
-        out.sort(key=lambda s: s[0])
-        segs = out
-    result: list[Slice] = []
-    pos = 0
-    for start, end, id_, size, off in segs:
-        if start > pos:
-            result.append(Slice(chunk_pos + pos, 0, start - pos, 0, start - pos))
-        result.append(Slice(chunk_pos + start, id_, size, off, end - start))
-        pos = end
-    return result

@@ -25,11 +25,11 @@ from .base_common import (
     MODE_MASK_X,
     ROOT_CTX,
     Context,
-    build_slices,
     err,
     now_ts,
     stamp,
 )
+from ..layout import build_slices
 from .codec import align4k
 from .engine import Txn
 from .types import CHUNK_SIZE, FLAG_APPEND, FLAG_IMMUTABLE, TRASH_INODE, TYPE_FIFO, TYPE_FILE, Attr, Slice
@@ -284,13 +284,13 @@ class DataOps:
                     dindx, dcoff = divmod(dpos, CHUNK_SIZE)
                     if dcoff + ln > CHUNK_SIZE:
                         head = CHUNK_SIZE - dcoff
-                        tx.append_slice(fout, dindx, Slice(dcoff, s.id, s.size, soff, head))
-                        tx.incr_slice_ref(s.id, s.size, 1)
-                        tx.append_slice(fout, dindx + 1, Slice(0, s.id, s.size, soff + head, ln - head))
-                        tx.incr_slice_ref(s.id, s.size, 1)
+                        pieces = [(dindx, dcoff, soff, head), (dindx + 1, 0, soff + head, ln - head)]
                     else:
-                        tx.append_slice(fout, dindx, Slice(dcoff, s.id, s.size, soff, ln))
-                        tx.incr_slice_ref(s.id, s.size, 1)
+                        pieces = [(dindx, dcoff, soff, ln)]
+                    for pindx, pcoff, poff, plen in pieces:
+                        tx.append_slice(fout, pindx, Slice(pcoff, s.id, s.size, poff, plen))
+                        if s.id:  # holes have no object to reference
+                            tx.incr_slice_ref(s.id, s.size, 1)
             tx.set_attr(fout, attr)
             if dspace:
                 tx.incr_counter("usedSpace", dspace)

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..chunk import ChunkStore, Readahead
-from ..chunk.layout import Segment, build_slices, chunk_ranges, clip
+from ..layout import Segment, build_slices, chunk_ranges, clip
 
 if TYPE_CHECKING:
     from ..meta.base import Meta
@@ -52,7 +52,7 @@ class DataReader:
             segs = st.slices.get(indx)
         if segs is not None:
             return segs
-        segs = build_slices(self.meta.read(st.ino, indx))
+        segs = self.meta.read(st.ino, indx)
         with st.lock:
             if st.gen == gen:  # nothing changed while we asked: safe to keep
                 st.slices[indx] = segs

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..chunk import CHUNK_SIZE, ChunkStore, SliceWriter
-from ..chunk.layout import chunk_ranges
+from ..layout import chunk_ranges
 from ..errors import FsError
 from ..meta.types import Slice
 

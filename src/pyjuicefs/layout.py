@@ -2,8 +2,8 @@
 
 A chunk (64 MiB of a file) is a list of slice records in write order; a later record hides what
 earlier ones put at the same positions (newest wins). These functions take any records with the
-attributes pos, id, size, off, len (pyjuicefs.meta.types.Slice fits; chunk never imports meta)
-and return `Segment`s. Facts from JuiceFS pkg/meta/slice.go (buildSlice, compactChunk, skipSome).
+attributes pos, id, size, off, len (pyjuicefs.meta.types.Slice fits) and return `Segment`s.
+Shared by meta (read, copy_file_range) and the data path; it imports neither. Facts from JuiceFS pkg/meta/slice.go (buildSlice, compactChunk, skipSome).
 """
 
 from __future__ import annotations
