@@ -118,9 +118,16 @@ def test_umount_not_a_mount_point(background_mounts, tmp_path):
     one_error(background_mounts.cli("umount", str(tmp_path / "missing")), "not a mount point")
 
 
-def test_umount_refuses_non_fuse_mount(background_mounts):
-    one_error(background_mounts.cli("umount", "/proc"), "not a FUSE mount")
-    assert os.path.ismount("/proc")
+def test_umount_refuses_non_fuse_mount(background_mounts, tmp_path):
+    # A tmpfs of our own, never a system mount: a regression here must not unmount /proc.
+    mp = tmp_path / "tmpfs"
+    mp.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "pyjuicefs-test", str(mp)], check=True)
+    try:
+        one_error(background_mounts.cli("umount", str(mp)), "not a FUSE mount")
+        assert os.path.ismount(mp)
+    finally:
+        subprocess.run(["umount", str(mp)], check=False)
 
 
 def test_umount_flush_without_writeback(mounted, background_mounts):
