@@ -54,6 +54,7 @@ class FuseOps(pyfuse3.Operations):
         self.dir_entry_timeout = float(conf.dir_entry_timeout)
         self.enable_xattr = enable_xattr
         self.enable_writeback_cache = writeback_cache
+        conf.kernel_writeback_cache = writeback_cache  # handles then leave offsets to the kernel
         self.limiter = trio.CapacityLimiter(max(1, threads))
         self.groups = GroupCache(ttl=group_ttl)
         self.lookups: dict[int, int] = {}  # inode -> kernel lookup count (trio thread only)

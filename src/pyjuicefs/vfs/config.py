@@ -22,6 +22,7 @@ class VFSConfig:
     put_timeout: float = 60
     io_retries: int = 10
     hide_internal: bool = False  # leave .stats/.config/.accesslog/.trash out of root listings
+    kernel_writeback_cache: bool = False  # -o writeback_cache: the kernel merges writes and sets offsets
     no_bgjob: bool = False  # JuiceFS --no-bgjob: heartbeat only, no clean-up of sessions/files/trash
     # block cache, write-back and limits (cli/cache_options.py); None: a 128 MiB memory cache only
     cache: CacheConfig | None = None

@@ -63,6 +63,12 @@ class FileOps:
     def _open_file(self: VFS, ino: int, attr: Attr, flags: int) -> Handle:
         """A handle on an inode meta has just opened (and counted): close-to-open, the fresh
         attributes replace what this client knew and cached slices are dropped."""
+        if self.conf.kernel_writeback_cache:
+            # The kernel's page cache decides offsets (O_APPEND included) and reads pages to fill
+            # partial writes, also through write-only opens; permissions were checked on `flags`.
+            flags &= ~os.O_APPEND
+            if flags & os.O_ACCMODE == os.O_WRONLY:
+                flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
         h = Handle(0, ino, flags)
         if attr.typ == TYPE_FILE:
             with self._hlock:
