@@ -608,3 +608,13 @@ def inventory() -> list[tuple[str, str | None, str]]:
         except ServiceError as e:
             rows.append((name, None, str(e)))
     return rows
+
+
+# Lines of the reference juicefs's log that are about this machine, not about the volume.
+_BENIGN_JUICEFS_WARNINGS = ("storage tier", "AOF", "latency to database")
+
+
+def juicefs_findings(stderr: str) -> list[str]:
+    """WARNING/ERROR lines of a reference `juicefs fsck` (or similar) that report a problem."""
+    return [ln for ln in stderr.splitlines()
+            if ("<WARNING>" in ln or "<ERROR>" in ln) and not any(b in ln for b in _BENIGN_JUICEFS_WARNINGS)]

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import services
 
 from pyjuicefs.cli.main import main
 from pyjuicefs.meta import new_engine
@@ -42,8 +43,7 @@ def fsck_warnings(bin_: str, url: str, *args: str) -> list[str]:
     """Problems `juicefs fsck` reports (the file store's "storage tier: not supported" is none)."""
     p = juicefs(bin_, "fsck", url, *args)
     assert p.returncode == 0, p.stderr
-    return [ln for ln in p.stderr.splitlines()
-            if ("<WARNING>" in ln or "<ERROR>" in ln) and "storage tier" not in ln]
+    return services.juicefs_findings(p.stderr)
 
 
 def fsck_clean(bin_: str, url: str) -> None:

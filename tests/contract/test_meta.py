@@ -40,6 +40,7 @@ from pyjuicefs.meta.types import (
     Attr,
 )
 
+import services
 from meta_helpers import ALICE, BOB, KINDS, ROOT, layout, new_format, raises_errno, sl
 
 
@@ -634,9 +635,7 @@ def test_reference_fsck_agrees(kind, new_meta_url, juicefs_bin, tmp_path):
             out = subprocess.run([juicefs_bin, "fsck", ref_url, "--path", "/", "-r", "--sync-dir-stat", *extra],
                                  capture_output=True, text=True, timeout=120)
             assert out.returncode == 0, out.stderr
-            warnings = [ln for ln in out.stderr.splitlines()
-                        if "<WARNING>" in ln and "storage tier" not in ln and "AOF" not in ln]
-            assert not warnings, out.stderr
+            assert not services.juicefs_findings(out.stderr), out.stderr
         assert m.counters() == before
         st = subprocess.run([juicefs_bin, "status", ref_url], capture_output=True, text=True,
                             timeout=60, check=True).stdout
