@@ -27,6 +27,8 @@ COMBOS = [
     ("postgres", "s3", "juicefs", 0),
     ("mysql", "file", "juicefs", 0),
     ("mysql", "s3", "pyjuicefs", 0),
+    ("etcd", "file", "pyjuicefs", 0),
+    ("etcd", "s3", "juicefs", 0),
 ]
 MOUNT_ARGS = ("--enable-xattr",)
 

@@ -538,7 +538,7 @@ PYJUICEFS_KNOWN_GAPS: tuple[str, ...] = ()
 # --- the tests --------------------------------------------------------------------------------------
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("pyjuicefs_pair_roots", ["redis", "sqlite3"], indirect=True)
+@pytest.mark.parametrize("pyjuicefs_pair_roots", ["redis", "sqlite3", "etcd"], indirect=True)
 def test_pyjuicefs_mount_matches_local_fs(pyjuicefs_pair_roots):
     machine = make_machine(*pyjuicefs_pair_roots,
                            without=PYJUICEFS_KNOWN_GAPS + local_gaps(pyjuicefs_pair_roots[1]))
