@@ -6,7 +6,7 @@ set -euo pipefail
 
 # gcc, patch and python3-dev build the patched pyfuse3 (scripts/build-pyfuse3.sh).
 PACKAGES=(fuse3 libfuse3-dev pkg-config gcc patch python3-dev redis-server postgresql mariadb-server
-          etcd-server sqlite3)
+          etcd-server sqlite3 iproute2 util-linux)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
