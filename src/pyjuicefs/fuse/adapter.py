@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import logging
+import os
+import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,7 +28,8 @@ from ..errors import FsError
 from ..meta.base_common import Context
 from ..meta.base_lock import MAX_OFFSET
 from ..meta.types import TYPE_DIRECTORY, Attr, Entry
-from ..vfs.internal import is_internal, is_special
+from .. import metrics
+from ..vfs.internal import LOG_FORMATS, LOG_INODE, AccessLog, describe, is_internal, is_special
 from .convert import (SPECIAL_TIMEOUT, GroupCache, bare_entry, entry_attributes, make_context, request_ids,
                       setattr_request, statvfs)
 
@@ -40,6 +45,8 @@ DEFAULT_THREADS = 64
 
 class FuseOps(pyfuse3.Operations):
     """pyfuse3 Operations over a pyjuicefs VFS."""
+
+    _readahead_set = False  # set_readahead() was tried (at the first open)
 
     # The VFS is not asked for '.' and '..' by name: without export support the kernel never does.
     supports_dot_lookup = False
@@ -58,11 +65,16 @@ class FuseOps(pyfuse3.Operations):
         self.limiter = trio.CapacityLimiter(max(1, threads))
         self.groups = GroupCache(ttl=group_ttl)
         self.lookups: dict[int, int] = {}  # inode -> kernel lookup count (trio thread only)
+        # inode -> (size, mtime, mtimensec) last sent to the kernel; written from worker threads
+        # (single dict stores are atomic), read at open to drop attributes another client changed.
+        self.sent_attrs: dict[int, tuple[int, int, int]] = {}
         self.handle_ctx: dict[int, Context] = {}  # fh -> Context of the open (trio thread only)
         self._logged: set[tuple[str, str]] = set()
         # Lock owners that took a POSIX lock through this mount (trio thread only): the unlock the
         # patched pyfuse3 sends after every flush is skipped for the others, which hold none.
         self.plock_owners: set[int] = set()
+        self.access_log = AccessLog()  # the readers of .accesslog (see the end of this file)
+        self.fh_inodes: dict[int, int] = {}  # fh -> inode, for log lines (trio thread only)
 
     # --- the one wrapper --------------------------------------------------------------------------
     async def _call(self, op: str, ids: Ids | Context | None, fn: Callable[[Context], T]) -> T:
@@ -96,6 +108,7 @@ class FuseOps(pyfuse3.Operations):
 
     # --- replies ----------------------------------------------------------------------------------
     def _attrs(self, ino: int, attr: Attr) -> pyfuse3.EntryAttributes:
+        self.sent_attrs[ino] = (attr.length, attr.mtime, attr.mtimensec)
         if is_special(ino):
             return entry_attributes(ino, attr, attr_timeout=SPECIAL_TIMEOUT, entry_timeout=SPECIAL_TIMEOUT)
         ent = self.dir_entry_timeout if attr.typ == TYPE_DIRECTORY else self.entry_timeout
@@ -109,6 +122,10 @@ class FuseOps(pyfuse3.Operations):
         self.lookups[ino] = self.lookups.get(ino, 0) + n
 
     def _file_info(self, fh: int, ino: int) -> pyfuse3.FileInfo:
+        if not self._readahead_set:  # the first open: INIT is done, the kernel no longer resets it
+            self._readahead_set = True
+            conf = getattr(getattr(self.vfs, "meta", None), "conf", None)
+            set_readahead(getattr(conf, "mount_point", ""), READAHEAD_KB)
         # keep_cache=False: the kernel drops cached pages at each open (close-to-open consistency);
         # internal files change under the kernel, so they bypass the page cache entirely.
         return pyfuse3.FileInfo(fh=fh, direct_io=is_internal(ino), keep_cache=False)
@@ -129,6 +146,7 @@ class FuseOps(pyfuse3.Operations):
                 self.lookups[ino] = left
             else:
                 self.lookups.pop(ino, None)
+                self.sent_attrs.pop(ino, None)
 
     # --- names --------------------------------------------------------------------------------------
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
@@ -197,8 +215,17 @@ class FuseOps(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         v = self.vfs
         ids = request_ids(ctx)
-        fh, c = await self._call("open", ids, lambda c: (v.open(c, inode, flags)[0], c))
+        fh, attr, c = await self._call("open", ids, lambda c: (*v.open(c, inode, flags), c))
         self.handle_ctx[fh] = c
+        fresh = (attr.length, attr.mtime, attr.mtimensec)
+        if self.sent_attrs.get(inode, fresh) != fresh:
+            # Changed by another client while the kernel still trusts its cached size (for up to
+            # --attr-cache): drop that, or reads would stop at the old length (close-to-open).
+            try:
+                pyfuse3.invalidate_inode(inode, attr_only=True)
+            except OSError as e:  # e.g. ENOENT when the kernel already forgot it
+                log.debug("invalidate inode %d: %s", inode, e)
+        self.sent_attrs[inode] = fresh
         return self._file_info(fh, inode)
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -341,6 +368,41 @@ class FuseOps(pyfuse3.Operations):
                                 lambda c: v.copy_file_range(c, fh_in, off_in, fh_out, off_out, length, flags))
 
 
+# Kernel readahead of the mount, in KiB. The kernel proposes 128 KiB at INIT and lets a FUSE
+# server only lower it, so sequential reads arrive as 128 KiB requests; each costs pyfuse3 and the
+# thread hop a few hundred µs. 1 MiB (= the largest request, max_write) makes them 8x fewer. The
+# page cache semantics do not change (close-to-open still drops pages at open).
+READAHEAD_KB = 1024
+
+
+def set_readahead(mountpoint: str, kb: int) -> bool:
+    """Set read_ahead_kb of the FUSE mount at `mountpoint` (its bdi is "<major>:<minor>" of the
+    mount). Needs root; a failure only costs speed, so it is logged at debug and ignored."""
+    if not mountpoint:
+        return False
+    try:
+        # Never stat the mount point itself: on the trio thread that request would wait for us.
+        head, tail = os.path.split(os.path.abspath(mountpoint))
+        real = os.path.join(os.path.realpath(head), tail)
+        dev = ""
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                parts = line.split()
+                sep = parts.index(b"-") if b"-" in parts else -1
+                point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), parts[4]) \
+                    if len(parts) > 4 else b""  # mountinfo writes space, tab, \\ and newline as \ooo
+                if point.decode(errors="replace") == real and sep > 0 and parts[sep + 1].startswith(b"fuse"):
+                    dev = parts[2].decode()  # the last match is the topmost mount
+        if not dev:
+            return False
+        with open(f"/sys/class/bdi/{dev}/read_ahead_kb", "w") as f:
+            f.write(f"{kb}\n")
+        return True
+    except (OSError, ValueError) as e:
+        log.debug("set read_ahead_kb of %s: %s", mountpoint, e)
+        return False
+
+
 def _lock_range(lock: Any) -> tuple[int, int]:
     """[start, end] (end inclusive, MAX_OFFSET = to the end of the file) of a pyfuse3.FileLock,
     whose l_len is 0 for "to the end" (libfuse always passes l_whence SEEK_SET, l_len >= 0)."""
@@ -353,3 +415,96 @@ def _lock_range(lock: Any) -> tuple[int, int]:
 def _with_pid(ids: Ids, pid: int) -> Ids:
     uid, gid, req_pid, umask = ids
     return uid, gid, pid or req_pid, umask
+
+
+# --- observability ----------------------------------------------------------------------------------
+# Every handler that JuiceFS logs is wrapped (below, in one place): the whole request is timed into
+# the metrics (juicefs_fuse_ops_*) and, while someone reads .accesslog, logged in JuiceFS's format.
+# Reads of .accesslog itself are served from the log, not the VFS, and neither logged nor counted.
+SLOW_OP = 10.0  # seconds: JuiceFS logs slower requests at INFO
+_NO_CALLER = ("release", "releasedir")  # sent by the kernel for nobody in particular (JuiceFS: pid 0)
+
+
+def _observed(name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+    perf = time.perf_counter
+
+    @functools.wraps(handler)
+    async def observed(self: FuseOps, *args: Any, **kwargs: Any) -> Any:
+        if name == "read" and self.access_log.is_reader(args[0]):
+            return await trio.to_thread.run_sync(self.access_log.read, args[0], args[2], limiter=self.limiter)
+        t0 = perf()
+        err, res = 0, None
+        try:
+            res = await handler(self, *args, **kwargs)
+            return res
+        except pyfuse3.FUSEError as e:
+            err = e.errno
+            raise
+        except BaseException:
+            err = errno.EINTR  # cancelled: the kernel interrupted the request
+            raise
+        finally:
+            _observe(self, name, args, res, err, perf() - t0)
+
+    return observed
+
+
+def _observe(ops: FuseOps, name: str, args: tuple, res: Any, err: int, seconds: float) -> None:
+    fhs = ops.fh_inodes
+    if not err:
+        if name == "open":
+            fhs[res.fh] = args[0]
+            if args[0] == LOG_INODE:
+                ops.access_log.open(res.fh)
+        elif name == "create":
+            fhs[res[0].fh] = res[1].st_ino
+        elif name == "opendir":
+            fhs[res] = args[0]
+    if not _skipped(ops, name, args, res, err):
+        metrics.fuse_op(name, seconds, err)
+        if ops.access_log.active or seconds >= SLOW_OP:
+            text = describe(name, args, res, err, lambda fh: fhs.get(fh, 0))
+            uid, gid, pid = _caller(ops, name, args)
+            if seconds >= SLOW_OP and pid:
+                log.info("slow operation: %s <%.6f>", text, seconds)
+            ops.access_log.log(uid, gid, pid, text, seconds)
+    if name in _NO_CALLER:
+        fhs.pop(args[0], None)
+        if name == "release":
+            ops.access_log.close(args[0])
+
+
+def _skipped(ops: FuseOps, name: str, args: tuple, res: Any, err: int) -> bool:
+    """Requests JuiceFS would neither count nor log: lookups and attributes of its internal files,
+    what never reaches the VFS (ENOSYS: xattrs disabled), and the unlock the patched pyfuse3 sends
+    after every flush for owners that hold no lock (answered at once by setlk above)."""
+    if err == errno.ENOSYS:
+        return True
+    if name == "lookup":
+        return res is not None and is_internal(res.st_ino)
+    if name == "getattr":
+        return is_internal(args[0])
+    if name == "setlk":
+        return args[2].l_type == fcntl.F_UNLCK and args[1] not in ops.plock_owners
+    return False
+
+
+def _caller(ops: FuseOps, name: str, args: tuple) -> tuple[int, int, int]:
+    """uid, gid, pid of a request: its context, or for requests on a handle the opener's."""
+    if name in _NO_CALLER or not args:
+        return 0, 0, 0
+    ctx = args[-1]
+    if hasattr(ctx, "pid") and hasattr(ctx, "uid"):
+        return ctx.uid, ctx.gid, ctx.pid
+    c = ops.handle_ctx.get(args[0])
+    return (c.uid, c.gid, c.pid) if c is not None else (0, 0, 0)
+
+
+def _observe_handlers(cls: type) -> None:
+    for name in LOG_FORMATS:
+        handler = cls.__dict__.get(name)  # only FuseOps's own: pyfuse3's defaults stay as they are
+        if handler is not None:
+            setattr(cls, name, _observed(name, handler))
+
+
+_observe_handlers(FuseOps)
