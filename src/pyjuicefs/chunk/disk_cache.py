@@ -28,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
+from .. import metrics
 from ..errors import UserError
 from .cache_config import CacheConfig
 from .cache_file import CorruptBlock, read_block_file, write_block_file
@@ -189,6 +190,7 @@ class DiskCacheStore:
                 return data[off:off + n]
             if self.scanned and key not in self.index:
                 return None
+        t0 = time.perf_counter()
         try:
             out = read_block_file(self.cache_path(key), length, self.level, off, n)
         except FileNotFoundError:
@@ -200,6 +202,7 @@ class DiskCacheStore:
             log.warning("drop cached block %s: %s", self.cache_path(key), e)
             self.remove(key, staging=False)
             return None
+        metrics.cache_read(time.perf_counter() - t0)  # juicefs_blockcache_read_hist_seconds
         with self._lock:
             self.index.touch(key)
         return out
@@ -252,12 +255,14 @@ class DiskCacheStore:
 
     def _write(self, key: str, data: bytes) -> None:
         path = self.cache_path(key)
+        t0 = time.perf_counter()
         try:
             self._mkdir(os.path.dirname(path))
             write_block_file(path, data, self.mode, self.level != "none")
         except OSError as e:
             log.warning("write cache file %s: %s", path, e)
             return
+        metrics.cache_write(time.perf_counter() - t0)  # juicefs_blockcache_write_hist_seconds
         self.stats.writes += 1
         self.stats.write_bytes += len(data)
         self.add(key, len(data))

@@ -140,6 +140,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cache_options(g)
 
     g = p.add_argument_group("METRICS")
+    g.add_argument("--metrics", metavar="ADDR", default=None,
+                   help='address to export metrics (default: "127.0.0.1:9567"; when busy, a free port)')
+    g.add_argument("--custom-labels", metavar="LABELS", default=None,
+                   help='custom labels for metrics, e.g. "team:storage;zone:a"')
     g.add_argument("--no-usage-report", action="store_true", help="do not send usage report (nothing is sent anyway)")
     add_global_flags(p)
     # The parser itself goes along: -d re-runs the command and --update-fstab writes the flags given.
@@ -411,6 +415,28 @@ def _last_error(log_path: str, start: int) -> str:
     return (errors or lines or ["no output"])[-1].strip()
 
 
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+def metrics_options(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """(--metrics address, --custom-labels), checked before mounting (one line each if wrong)."""
+    from .. import metrics
+
+    addr = args.metrics if args.metrics is not None else metrics.DEFAULT_ADDR
+    metrics.parse_address(addr)
+    return addr, metrics.parse_custom_labels(args.custom_labels)
+
+
+def serve_metrics(vfs, mp: str, name: str, addr: str, explicit: bool, labels: dict[str, str]):
+    """The Prometheus endpoint of this mount (None if it could not listen: mounting goes on)."""
+    from .. import JUICEFS_COMPAT_VERSION, __version__, metrics
+
+    stats = vfs.stats
+    stats.attach(vfs)
+    const = metrics.common_labels(mp, name, f"{JUICEFS_COMPAT_VERSION}+pyjuicefs-{__version__}", labels)
+    return metrics.serve(addr, explicit, lambda: stats.exposition(const))
+
+
 # --- run -------------------------------------------------------------------------------------------
 
 
@@ -441,6 +467,7 @@ def _run(args: argparse.Namespace) -> int:
     check_fuse_device()
     mp = check_mountpoint(args.mountpoint)
     vconf, mconf, overrides = build_configs(args, mp)
+    metrics_addr, custom_labels = metrics_options(args)
     if args.background:
         # Everything below (opening the volume, mounting) runs in the daemon; it reports a failure
         # back through a pipe, so the user still gets the one line saying why.
@@ -459,8 +486,10 @@ def _run(args: argparse.Namespace) -> int:
     meta_url = opt.resolve_meta_url(args.meta_url)
     log.info("Meta address: %s", opt.redact(meta_url))
     vfs = open_volume(meta_url, vfs_conf=vconf, meta_conf=mconf, storage_overrides=overrides or None)
+    server = None
     try:
         name = vfs.meta.get_format().Name
+        server = serve_metrics(vfs, mp, name, metrics_addr, args.metrics is not None, custom_labels)
         options, writeback = jfuse.fuse_options(name, args.fuse_opts, is_root=os.getuid() == 0)
         ops = jfuse.FuseOps(vfs, enable_xattr=vconf.enable_xattr, writeback_cache=writeback)
         if args.update_fstab:
@@ -473,6 +502,8 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.info("interrupted, %s is unmounted", mp)
     finally:
+        if server is not None:
+            server.close()
         vfs.close()
     log.info("%s is unmounted", mp)
     return 0

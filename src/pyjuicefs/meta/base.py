@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from .. import metrics
 from ..errors import FsError, NotFormatted, TransientMetaError, UserError
 from ..format import Format
 from .base_common import (
@@ -164,15 +165,20 @@ class Meta(NamespaceOps, AttrOps, DataOps, LockOps, SessionOps):
         """Run fn in an engine transaction; retry transient failures `conf.retries` times."""
         if self.conf.read_only and not readonly:
             raise err(errno.EROFS)
-        for i in range(max(1, self.conf.retries) + 1):
-            try:
-                return self.engine.txn(fn, readonly=readonly)
-            except TransientMetaError as e:
-                if i >= self.conf.retries:
-                    raise FsError(errno.EIO, f"metadata engine: {e}") from e
-                logger.warning("transient metadata error (try %d): %s", i + 1, e)
-                time.sleep(min(1.0, 0.01 * (2**i)) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+        t0 = time.perf_counter()
+        try:
+            for i in range(max(1, self.conf.retries) + 1):
+                try:
+                    return self.engine.txn(fn, readonly=readonly)
+                except TransientMetaError as e:
+                    if i >= self.conf.retries:
+                        raise FsError(errno.EIO, f"metadata engine: {e}") from e
+                    logger.warning("transient metadata error (try %d): %s", i + 1, e)
+                    metrics.txn_restart(_txn_caller(fn))
+                    time.sleep(min(1.0, 0.01 * (2**i)) * (0.5 + random.random()))
+            raise AssertionError("unreachable")
+        finally:
+            metrics.txn(time.perf_counter() - t0)  # juicefs_transaction_durations_histogram_seconds
 
     # --- ids -------------------------------------------------------------------------------------
     def _next_inode(self) -> int:
@@ -321,6 +327,15 @@ class Meta(NamespaceOps, AttrOps, DataOps, LockOps, SessionOps):
             self._txn(fn)
         except FsError as e:
             logger.debug("update atime of inode %d: %s", ino, e)
+
+
+# juicefs_meta_ops_*: the public operations timed in one place (metrics.META_OPS names them).
+metrics.instrument_methods(Meta, metrics.META_OPS)
+
+
+def _txn_caller(fn: Callable) -> str:
+    """The operation a transaction function belongs to (`mknod` of NamespaceOps.mknod.<locals>.fn)."""
+    return getattr(fn, "__qualname__", "").split(".<locals>")[0].rsplit(".", 1)[-1] or "txn"
 
 
 def _dir_attr(mode: int, now: tuple[int, int]) -> Attr:
