@@ -240,7 +240,7 @@ def test_internal_files(vfs):
     vfs.release(CTX, fh)
     metrics = dict(line.rsplit(" ", 1) for line in text.splitlines())
     assert int(metrics["juicefs_fuse_written_size_bytes_sum"]) >= 5
-    assert int(metrics["juicefs_fuse_ops_durations_histogram_seconds_write_total"]) >= 1
+    # FUSE request counts come from the FUSE adapter (tests/fuse/test_observability.py), not the VFS.
     assert int(metrics["juicefs_object_request_durations_histogram_seconds_PUT_total"]) >= 1
 
     attr = vfs.getattr(CTX, CONFIG_INODE)

@@ -1,11 +1,10 @@
-"""The wrapper of every public VFS operation: counted for .stats, failures turned into FsError."""
+"""The wrapper of every public VFS operation: failures turned into FsError (timing is the FUSE adapter's)."""
 
 from __future__ import annotations
 
 import errno
 import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,12 +15,11 @@ F = TypeVar("F", bound=Callable)
 
 
 def op(fn: F) -> F:
-    """Count the call for .stats and turn any failure into FsError (EIO unless it has an errno)."""
+    """Turn any failure of the call into FsError (EIO unless it has an errno)."""
     name = fn.__name__
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        t0 = time.monotonic()
         try:
             return fn(self, *args, **kwargs)
         except FsError:
@@ -40,7 +38,5 @@ def op(fn: F) -> F:
         except Exception as e:
             log.exception("%s failed", name)
             raise FsError(errno.EIO) from e
-        finally:
-            self.stats.op(name, time.monotonic() - t0)
 
     return wrapper  # type: ignore[return-value]

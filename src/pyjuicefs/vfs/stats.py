@@ -48,10 +48,6 @@ class Stats:
         self._vfs = vfs
 
     # --- hooks of the VFS ------------------------------------------------------------------------
-    def op(self, name: str, seconds: float) -> None:
-        """A VFS operation ended. FUSE requests are timed by the FUSE adapter (the whole request,
-        as JuiceFS times them), so nothing is counted here."""
-
     def add_read(self, n: int) -> None:
         metrics.fuse_read(n)
 
