@@ -135,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = p.add_argument_group("DATA CACHE")
     g.add_argument("--buffer-size", default="300M", help="total read/write buffering in MiB (default: 300M)")
-    g.add_argument("--max-readahead", default=None, help="max buffering for read ahead in MiB per read session")
+    g.add_argument("--max-readahead", default=None, help="max buffering for read ahead in MiB per read session; 0 disables it (default: automatic)")
     g.add_argument("--prefetch", default="1", help="prefetch N blocks in parallel (default: 1)")
     add_cache_options(g)
 
@@ -167,7 +167,10 @@ def build_configs(args: argparse.Namespace, mountpoint: str) -> tuple[object, ob
         # JuiceFS raises a too small buffer to 32 MiB with a warning.
         log.warning("buffer-size is too small, setting it to 32 MiB")
         buffer_size = 32 << 20
+    # VFSConfig: 0 = automatic, < 0 = off; JuiceFS's --max-readahead 0 turns readahead off.
     max_readahead = 0 if args.max_readahead is None else opt.parse_bytes(args.max_readahead, "M", "--max-readahead")
+    if args.max_readahead is not None and max_readahead == 0:
+        max_readahead = -1
     if args.open_cache and parse_duration(args.open_cache, "open-cache") > 0:
         log.warning("--open-cache is not supported yet: files are always re-validated at open")
     # `-o ro` (what mount(8) passes for `mount -r`) also makes the client read-only, as in JuiceFS.
