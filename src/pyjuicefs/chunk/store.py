@@ -123,7 +123,7 @@ class ChunkStore:
     def new_writer(self, slice_id: int) -> "SliceWriter":
         return SliceWriter(self, slice_id)
 
-    def _upload(self, key: str, block: bytes, cancelled: Callable[[], bool]) -> None:
+    def _upload(self, key: str, block: bytes | bytearray, cancelled: Callable[[], bool]) -> None:
         """Store one block of a new slice; runs on an upload thread. With write-back the block is
         staged on disk and uploaded later (a failed staging falls back to a direct upload)."""
         if self.stager is not None and self.disk is not None:
@@ -137,15 +137,17 @@ class ChunkStore:
         self._put_block(key, block, self.max_retries + 1, cancelled)
         small = len(block) < self.block_size
         if self.disk is not None and (small or (self.conf is not None and self.conf.cache_large_write)):
+            block = bytes(block)  # caches hand their blocks to readers: immutable bytes only
             self.disk.cache(key, block)
         if small:
             # JuiceFS keeps small written blocks in its cache: they are read back soon.
-            self.cache.put(key, block)
+            self.cache.put(key, bytes(block))
 
-    def _put_block(self, key: str, block: bytes, tries: int,
+    def _put_block(self, key: str, block: bytes | bytearray, tries: int,
                    cancelled: Callable[[], bool] = lambda: False) -> None:
         """Compress and PUT one block, retrying up to `tries` times (attempt² s apart)."""
-        payload = self.compressor.compress(block)
+        # Without compression the object is the block itself: skip the compressor's copy.
+        payload = block if self.compressor.seekable else self.compressor.compress(block)
         err: BaseException | None = None
         for attempt in range(tries):
             if attempt:
@@ -432,8 +434,9 @@ class SliceWriter:
             buf = self._blocks.get(indx)
             if buf is None:
                 buf = self._blocks[indx] = bytearray()
-            if len(buf) < boff + k:
-                buf.extend(bytes(boff + k - len(buf)))
+            if len(buf) < boff:
+                buf.extend(bytes(boff - len(buf)))
+            # One copy: the assignment also grows the buffer when the range runs past its end.
             buf[boff:boff + k] = src[done:done + k]
             done += k
         self.length = max(self.length, off + n)
@@ -458,7 +461,8 @@ class SliceWriter:
     def _start_upload(self, indx: int) -> None:
         store = self.store
         blen = block_size_at(self.length, indx, store.block_size)
-        block = bytes(self._blocks.pop(indx))
+        # The buffer itself is uploaded (no copy): it leaves _blocks, so nothing writes to it again.
+        block = self._blocks.pop(indx)
         if len(block) != blen:
             raise RuntimeError(f"block {indx} of slice {self.id} holds {len(block)} bytes, expected {blen}")
         key = block_key(self.id, indx, blen, store.hash_prefix)

@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 import pyfuse3
 import trio
 
+from .. import metrics
 from ..errors import FsError
 from ..meta.base_common import Context
 from ..meta.base_lock import MAX_OFFSET
 from ..meta.types import TYPE_DIRECTORY, Attr, Entry
-from .. import metrics
 from ..vfs.internal import LOG_FORMATS, LOG_INODE, AccessLog, describe, is_internal, is_special
 from .convert import (SPECIAL_TIMEOUT, GroupCache, bare_entry, entry_attributes, make_context, request_ids,
                       setattr_request, statvfs)
@@ -92,6 +92,16 @@ class FuseOps(pyfuse3.Operations):
                 log.exception("%s failed: %s", op, e)
             else:
                 log.error("%s failed: %s: %s", op, type(e).__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    def _now(self, op: str, fn: Callable[[], T]) -> T:
+        """Run a never-blocking VFS fast path (*_ready) on this thread, errors mapped as _call does."""
+        try:
+            return fn()
+        except FsError as e:
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+        except Exception:  # must never escape into pyfuse3.main()
+            log.exception("%s failed", op)
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     def _work(self, ids: Ids | Context | None, fn: Callable[[Context], T]) -> T:
@@ -241,18 +251,29 @@ class FuseOps(pyfuse3.Operations):
         self._looked_up(attrs.st_ino)
         return self._file_info(fh, attrs.st_ino), attrs
 
+    # read, flush and release first try an answer from memory on this thread (the VFS's *_ready
+    # methods never block): each thread hop costs two thread wake-ups, which under CPU load dominate
+    # these requests. Anything that needs I/O or may fail goes the usual way.
     async def read(self, fh: int, off: int, size: int) -> bytes:
         v = self.vfs
+        data = self._now("read", lambda: v.read_ready(fh, off, size))
+        if data is not None:
+            return data
         return await self._call("read", self._handle_ctx(fh), lambda c: v.read(c, fh, off, size))
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         v = self.vfs
+        n = self._now("write", lambda: v.write_ready(fh, off, buf))
+        if n is not None:
+            return n
         return await self._call("write", self._handle_ctx(fh), lambda c: v.write(c, fh, off, buf))
 
     async def flush(self, fh: int) -> None:
         # pyfuse3 does not pass the lock owner: the patched pyfuse3 releases the closer's POSIX
         # locks with a setlk(F_UNLCK) right after this (see docs/dev/fuse.md).
         v = self.vfs
+        if self._now("flush", lambda: v.flush_ready(fh)):
+            return
         await self._call("flush", self._handle_ctx(fh), lambda c: v.flush(c, fh, 0))
 
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -262,7 +283,8 @@ class FuseOps(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         v = self.vfs
         try:
-            await self._call("release", self._handle_ctx(fh), lambda c: v.release(c, fh))
+            if not self._now("release", lambda: v.release_ready(fh)):
+                await self._call("release", self._handle_ctx(fh), lambda c: v.release(c, fh))
         finally:
             self.handle_ctx.pop(fh, None)
 

@@ -83,6 +83,24 @@ class DataOps:
         if removed:
             self._delete_sustained(self.sid, ino)
 
+    def slice_id_ready(self: Meta) -> bool:
+        """new_slice() would answer from the local batch, without a round trip."""
+        nxt, mx = self._free_slices
+        return nxt < mx and not self.conf.read_only
+
+    def close_local(self: Meta, ino: int) -> bool:
+        """close() when it needs no I/O (not the last close of a file unlinked while open);
+        False, with nothing done, otherwise: then call close()."""
+        with self._lock:
+            n = self._open.get(ino, 0) - 1
+            if n <= 0 and ino in self._removed:
+                return False
+            if n > 0:
+                self._open[ino] = n
+            else:
+                self._open.pop(ino, None)
+            return True
+
     # --- reading and writing -----------------------------------------------------------------------
     def read(self: Meta, ino: int, indx: int) -> list[Slice]:
         """The visible slices of chunk `indx` (positions within the chunk; holes have id 0)."""
@@ -110,7 +128,7 @@ class DataOps:
         self._load_usage()
 
         def fn(tx: Txn) -> tuple[Attr, int, int]:
-            attr = tx.get_attr(ino)
+            attr, records = tx.get_many(("attr", ino), ("chunk", ino, indx))  # one round trip
             if attr is None:
                 raise err(errno.ENOENT)
             if attr.typ != TYPE_FILE:
@@ -124,7 +142,7 @@ class DataOps:
                 self._check_quota(dspace, 0)
             attr.mtime, attr.mtimensec = mt
             stamp(attr, now, ctime=True)
-            if record in tx.get_chunk(ino, indx):
+            if record in records:
                 logger.warning("write same slice %d for inode %d chunk %d", s.id, ino, indx)
                 return attr, 0, 0
             tx.append_slice(ino, indx, record)
@@ -310,11 +328,19 @@ class DataOps:
 
     def _delete_file_data(self: Meta, ino: int, length: int) -> None:
         """Drop the chunks of a deleted file, then its delfile record."""
-        indexes = self._txn(lambda tx: tx.chunk_indexes(ino), readonly=True)
+        by_length = getattr(self.engine, "file_chunk_indexes", None)  # Redis: no index by inode
+        if by_length is not None:
+            indexes = by_length(ino, length)
+        else:
+            indexes = self._txn(lambda tx: tx.chunk_indexes(ino), readonly=True)
         for indx in indexes:
             for id_, size in self.engine.delete_chunk(ino, indx):
                 self._delete_slice(id_, size)
-        self.engine.delete_delfile(ino)
+        exact = getattr(self.engine, "delete_delfile_exact", None)
+        if exact is not None:
+            exact(ino, length)
+        else:
+            self.engine.delete_delfile(ino)
 
     def _delete_slice(self: Meta, id_: int, size: int) -> None:
         if id_ == 0 or self.conf.max_deletes == 0 or self.on_delete_slice is None:

@@ -81,11 +81,10 @@ class NamespaceOps:
             return TRASH_INODE, self.getattr(TRASH_INODE)
 
         def fn(tx: Txn) -> tuple[int, Attr]:
-            found = tx.get_entry(parent, name)
+            found = tx.lookup_entry(parent, name)
             if found is None:
                 raise err(errno.ENOENT)
-            typ, ino = found
-            attr = tx.get_attr(ino)
+            typ, ino, attr = found
             if attr is None:
                 logger.warning("no attribute for inode %d (%d, %r)", ino, parent, name)
                 attr = Attr(typ=typ)
@@ -155,11 +154,10 @@ class NamespaceOps:
         skip = self.conf.skip_dir_mtime
 
         def fn(tx: Txn) -> Attr:
-            pattr = tx.get_attr(parent)
+            pattr, found = tx.get_many(("attr", parent), ("entry", parent, name))  # one round trip
             if pattr is None:
                 raise err(errno.ENOENT)
             self._check_new_entry_parent(ctx, pattr)
-            found = tx.get_entry(parent, name)
             if found is not None:
                 ftyp, fino = found
                 fattr = tx.get_attr(fino) if typ in (TYPE_FILE, TYPE_DIRECTORY) else None
@@ -250,13 +248,12 @@ class NamespaceOps:
                          want_dir: bool) -> tuple[int, int, Attr]:
         """(type, inode, parent attr) of an entry that ctx may remove with unlink (want_dir False)
         or rmdir (True); raises the errno POSIX gives otherwise."""
-        found = tx.get_entry(parent, name)
+        found, pattr = tx.get_many(("entry", parent, name), ("attr", parent))  # one round trip
         if found is None:
             raise err(errno.ENOENT)
         typ, ino = found
         if (typ == TYPE_DIRECTORY) != want_dir:
             raise err(errno.ENOTDIR if want_dir else errno.EPERM)
-        pattr = tx.get_attr(parent)
         if pattr is None:
             raise err(errno.ENOENT)
         if pattr.typ != TYPE_DIRECTORY:
@@ -444,13 +441,16 @@ class NamespaceOps:
 
         def fn(tx: Txn) -> tuple:
             trash = trash0
-            found = tx.get_entry(psrc, nsrc)
+            # both entries and both parents in one round trip, then the two nodes in another
+            found, dfound, sattr, dattr = tx.get_many(("entry", psrc, nsrc), ("entry", pdst, ndst),
+                                                      ("attr", psrc), ("attr", pdst))
             if found is None:
                 raise err(errno.ENOENT)
             typ, ino = found
             if psrc == pdst and nsrc == ndst:
                 return ino, tx.get_attr(ino) or Attr(typ=typ), 0, None, -1, False  # -1: nothing done
-            sattr, dattr, iattr = tx.get_attrs([psrc, pdst, ino])
+            nodes = tx.get_attrs([ino] if dfound is None else [ino, dfound[1]])
+            iattr = nodes[0]
             if sattr is None or dattr is None or iattr is None:
                 raise err(errno.ENOENT)
             if sattr.typ != TYPE_DIRECTORY:
@@ -469,14 +469,13 @@ class NamespaceOps:
             if (psrc != pdst and sattr.mode & 0o1000 and ctx.uid != 0 and ctx.uid != iattr.uid
                     and (ctx.uid != sattr.uid or iattr.typ == TYPE_DIRECTORY)):
                 raise err(errno.EACCES)
-            dfound = tx.get_entry(pdst, ndst)
             dino, dtyp, tattr, opened = 0, 0, None, False
             supdate = dupdate = False
             if dfound is not None:
                 if flags & RENAME_NOREPLACE:
                     raise err(errno.EEXIST)
                 dtyp, dino = dfound
-                tattr = tx.get_attr(dino)
+                tattr = nodes[1]
                 if tattr is None:
                     logger.warning("no attribute for inode %d (%d, %r)", dino, pdst, ndst)
                     trash = 0

@@ -54,6 +54,30 @@ class Txn(ABC):
         """Batch read (readdir plus); engines override with one round trip."""
         return [self.get_attr(i) for i in inos]
 
+    def get_many(self, *reads: tuple) -> list:
+        """Independent reads at once, answers in order: ("attr", ino) -> Attr | None,
+        ("entry", parent, name) -> (type, inode) | None, ("chunk", ino, indx) -> list[Slice].
+        Engines override with one round trip; this default reads them one after another."""
+        out: list = []
+        for r in reads:
+            if r[0] == "attr":
+                out.append(self.get_attr(r[1]))
+            elif r[0] == "entry":
+                out.append(self.get_entry(r[1], r[2]))
+            elif r[0] == "chunk":
+                out.append(self.get_chunk(r[1], r[2]))
+            else:
+                raise ValueError(f"unknown read {r[0]!r}")
+        return out
+
+    def lookup_entry(self, parent: int, name: bytes) -> tuple[int, int, Attr | None] | None:
+        """(type, inode, its attributes or None) of an entry, or None if there is none. Engines
+        may override it with one round trip (JuiceFS's Redis lookup script)."""
+        found = self.get_entry(parent, name)
+        if found is None:
+            return None
+        return found[0], found[1], self.get_attr(found[1])
+
     @abstractmethod
     def set_attr(self, ino: int, attr: Attr) -> None: ...
 

@@ -9,16 +9,20 @@ Pipeline so that a dropped connection is reported as such (redis-py turns it int
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..errors import MetaError
 from . import codec
 from .engine import Txn
 from .redis_keys import Keys, delfile_member, owner_field, parse_owner_field, slice_field
 from .types import Attr, Slice
+
+log = logging.getLogger(__name__)
 
 # HINCRBY that removes the field when the count drops to zero or below (parent link counts).
 _INCR_PARENT_LUA = (
@@ -28,6 +32,46 @@ _INCR_PARENT_LUA = (
 
 
 _STALE_WATCH = "_pyjuicefs_stale_watch"
+
+# JuiceFS's lookup script: an entry and its inode's attributes in one atomic round trip. The inode
+# is decoded as a Lua number (a double): beyond 2^53 (trash entries) only the entry comes back
+# and the attributes are read apart.
+_LOOKUP_LUA = (
+    "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "if not v then return false end "
+    "if string.len(v) ~= 9 or string.byte(v, 2) ~= 0 or string.byte(v, 3) >= 32 then return {v} end "
+    "local ino = 0 "
+    "for i = 2, 9 do ino = ino * 256 + string.byte(v, i) end "
+    "return {v, redis.call('GET', ARGV[2] .. string.format('%.0f', ino))}"
+)
+_LOOKUP_SHA = hashlib.sha1(_LOOKUP_LUA.encode()).hexdigest()
+
+
+class Scripts:
+    """Lua scripts of one engine: EVALSHA, EVAL when the server does not know the script yet;
+    turned off for good when the server refuses scripts (ACL, disabled commands)."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+    def lookup(self, conn: Any, entry_key: str, name: bytes, inode_prefix: str) -> Any:
+        """The script's reply, or raises _NoScript (then read the usual way)."""
+        args = (1, entry_key, name, inode_prefix)
+        try:
+            try:
+                return roundtrip(conn, [("EVALSHA", _LOOKUP_SHA, *args)])[0]
+            except ResponseError as e:
+                if not isinstance(e, NoScriptError):
+                    raise
+            return roundtrip(conn, [("EVAL", _LOOKUP_LUA, *args)])[0]
+        except ResponseError as e:
+            self.enabled = False
+            log.warning("redis refuses Lua scripts (%s): lookups take two round trips", e)
+            raise _NoScript() from None
+
+
+class _NoScript(Exception):
+    pass
 
 
 class ExecAborted(Exception):
@@ -76,9 +120,11 @@ def decode_chunk(items: list[bytes], key: str) -> list[Slice]:
 class RedisTxn(Txn):
     """Reads run now (watching their keys); writes run at commit inside MULTI/EXEC."""
 
-    def __init__(self, keys: Keys, conn: Any) -> None:
+    def __init__(self, keys: Keys, conn: Any, *, readonly: bool = False, scripts: Scripts | None = None) -> None:
         self.k = keys
         self.conn = conn
+        self.readonly = readonly
+        self.scripts = scripts
         self.watched: set[str] = set()
         self.reads = 0  # read round trips
         self.writes: list[tuple] = []
@@ -134,6 +180,54 @@ class RedisTxn(Txn):
         key = self.k.inode(ino)
         buf = self.read_cmd([key], "GET", key)
         return None if buf is None else codec.decode_attr(buf)
+
+    def get_many(self, *reads: tuple) -> list:
+        """Every read in one round trip (each key watched in the same round trip)."""
+        keys: list[str] = []
+        cmds: list[tuple] = []
+        for r in reads:
+            if r[0] == "attr":
+                key = self.k.inode(r[1])
+                cmds.append(("GET", key))
+            elif r[0] == "entry":
+                key = self.k.entry(r[1])
+                cmds.append(("HGET", key, r[2]))
+            elif r[0] == "chunk":
+                key = self.k.chunk(r[1], r[2])
+                cmds.append(("LRANGE", key, 0, -1))
+            else:
+                raise ValueError(f"unknown read {r[0]!r}")
+            keys.append(key)
+        if not cmds:
+            return []
+        new = [k for k in dict.fromkeys(keys) if k not in self.watched]
+        res = roundtrip(self.conn, ([("WATCH", *new)] if new else []) + cmds)[-len(cmds):]
+        self.watched.update(new)
+        self.reads += len(cmds)  # a pipeline is not atomic: finish() checks several reads
+        out: list = []
+        for r, key, v in zip(reads, keys, res):
+            if r[0] == "attr":
+                out.append(None if v is None else codec.decode_attr(v))
+            elif r[0] == "entry":
+                out.append(None if v is None else codec.decode_entry(v))
+            else:
+                out.append(decode_chunk(v, key))
+        return out
+
+    def lookup_entry(self, parent: int, name: bytes) -> tuple[int, int, Attr | None] | None:
+        if not self.readonly or self.scripts is None or not self.scripts.enabled:
+            return super().lookup_entry(parent, name)
+        try:
+            res = self.scripts.lookup(self.conn, self.k.entry(parent), name, self.k.inode(0)[:-1])
+        except _NoScript:
+            return super().lookup_entry(parent, name)
+        self.reads += 1  # one atomic script: consistent by itself
+        if res is None:
+            return None
+        typ, ino = codec.decode_entry(res[0])
+        if len(res) < 2:  # an inode the script cannot name (>= 2^53)
+            return typ, ino, self.get_attr(ino)
+        return typ, ino, None if res[1] is None else codec.decode_attr(res[1])
 
     def get_attrs(self, inos: list[int]) -> list[Attr | None]:
         if not inos:

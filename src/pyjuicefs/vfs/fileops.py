@@ -285,6 +285,76 @@ class FileOps:
         if failure is not None:
             raise failure
 
+    # --- fast paths: answers from memory, for the FUSE adapter's event loop -------------------------
+    # Each returns None/False, having changed nothing, when the request needs I/O, may block or
+    # fails: the adapter then makes the ordinary call in a worker thread. None of them blocks (a
+    # contended lock means "not now").
+    def read_ready(self: VFS, fh: int, off: int, size: int) -> bytes | None:
+        """A read that prefetched data already holds entirely."""
+        h = self._handles.get(fh)
+        if h is None or h.is_dir or h.data is not None or h.st is None or h.reader is None or off < 0:
+            return None
+        st = h.st
+        if st.writer is not None or off >= st.length:  # own pending writes: flush first (thread)
+            return None
+        data = h.reader.read_ready(off, min(size, st.length - off))
+        if data is not None:
+            self.stats.add_read(len(data))
+        return data
+
+    def write_ready(self: VFS, fh: int, off: int, data: bytes) -> int | None:
+        """A write that only fills buffers (FileWriter.try_write); FsError as write() raises it."""
+        h = self._handles.get(fh)
+        n = len(data)
+        if h is None or h.is_dir or h.data is not None or h.st is None or not h.writable or h.append:
+            return None
+        if self.conf.read_only or off < 0 or n == 0 or off + n >= MAX_FILE_SIZE or is_special(h.ino):
+            return None
+        st = h.st
+        if not st.wlock.acquire(blocking=False):
+            return None
+        try:
+            w = self._writer_of(st)
+            try:
+                if not w.try_write(off, data):
+                    return None
+            except FsError as e:
+                raise FsError(_BADF.get(e.errno, e.errno)) from e
+            st.grow(off + n)
+        finally:
+            st.wlock.release()
+        self.stats.add_written(n)
+        return n
+
+    def flush_ready(self: VFS, fh: int) -> bool:
+        """A flush with nothing to do: no pending writes, no error, no POSIX lock to drop."""
+        h = self._handles.get(fh)
+        if h is None or h.is_dir or h.has_posix:
+            return False
+        w = h.st.writer if h.st is not None else None
+        return h.data is not None or not h.writable or w is None or w.idle()
+
+    def release_ready(self: VFS, fh: int) -> bool:
+        """The release of a handle with nothing to flush, no flock and a local meta close."""
+        if not self._hlock.acquire(blocking=False):
+            return False
+        try:
+            h = self._handles.get(fh)
+            if h is None or h.is_dir or h.has_flock:
+                return False
+            if h.data is None:
+                w = h.st.writer if h.st is not None else None
+                if h.writable and w is not None and not w.idle():
+                    return False
+                if not self.meta.close_local(h.ino):
+                    return False
+            del self._handles[fh]
+        finally:
+            self._hlock.release()
+        if h.data is None:
+            self._drop_file(h)
+        return True
+
     # --- size changes ------------------------------------------------------------------------------
     @op
     def setattr(self: VFS, ctx: Context, ino: int, set_mask: int, attr: Attr, fh: int | None = None) -> Attr:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READAHEAD_THREADS = 8  # at least this many readahead fetches run at once (more with --prefetch)
+
 
 class DataReader:
     """Shared by every handle of a VFS: the slice lookups, the prefetch pool and its budget."""
@@ -42,7 +44,10 @@ class DataReader:
         self.used = 0  # bytes of prefetched pieces held (or being fetched)
         self.pool: ThreadPoolExecutor | None = None
         if self.max_readahead >= bs:
-            self.pool = ThreadPoolExecutor(max(1, conf.prefetch) * 2, thread_name_prefix="jfs-prefetch")
+            # Pieces are block GETs that wait on storage with the GIL released: enough of them in
+            # flight to keep the object store busy (JuiceFS fetches every readahead block at once).
+            self.pool = ThreadPoolExecutor(max(READAHEAD_THREADS, conf.prefetch * 2),
+                                           thread_name_prefix="jfs-prefetch")
 
     # --- committed data ---------------------------------------------------------------------------
     def chunk_segments(self, st: "FileState", indx: int) -> list[Segment]:
@@ -177,6 +182,39 @@ class FileReader:
                 if o + p.size <= end and self.pieces.get(o) is p:
                     self._release(o)
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def read_ready(self, off: int, size: int) -> bytes | None:
+        """Bytes [off, off+size) when prefetched pieces of the current generation, already
+        fetched, hold all of them; else None, with nothing changed. Never blocks (the FUSE adapter
+        calls it on its event loop): a contended lock also gives None."""
+        end = off + size
+        if self.ra is None or size <= 0 or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            gen = self.st.gen
+            covering = sorted((o, p) for o, p in self.pieces.items() if o < end and off < o + p.size)
+            pos = off
+            for o, p in covering:
+                f = p.future
+                if o > pos or p.gen != gen or not f.done() or f.cancelled() or f.exception() is not None \
+                        or len(f.result()) != p.size:
+                    return None
+                pos = o + p.size
+            if pos < end:
+                return None
+            if self.ra.length != self.st.length:
+                self.ra.set_length(self.st.length)
+            self.ra.on_read(off, size)  # keeps the stream's window moving, as read() does
+            out = []
+            for o, p in covering:
+                data = p.future.result()
+                lo, hi = max(off, o) - o, min(end, o + p.size) - o
+                out.append(data if (lo, hi) == (0, p.size) else data[lo:hi])
+                if o + p.size <= end and self.pieces.get(o) is p:
+                    self._release(o)  # read to its end: consumed
+            return out[0] if len(out) == 1 else b"".join(out)
+        finally:
+            self.lock.release()
 
     def invalidate(self) -> None:
         """Drop every prefetched piece (the file changed)."""

@@ -77,6 +77,15 @@ class FileWriter:
         with self.cond:
             return bool(self.chunks)
 
+    def idle(self) -> bool:
+        """Nothing pending, no error, no flush running. Never blocks: a contended lock is "busy"."""
+        if not self.cond.acquire(blocking=False):
+            return False
+        try:
+            return not self.chunks and not self.err and not self._flushing
+        finally:
+            self.cond.release()
+
     def get_length(self) -> int:
         with self.cond:
             return self.length
@@ -108,6 +117,29 @@ class FileWriter:
                 self._write_chunk(indx, coff, mv[done:done + n])
                 done += n
             self.length = max(self.length, off + len(mv))
+
+    def try_write(self, off: int, data: bytes | bytearray | memoryview) -> bool:
+        """write() when it cannot block: buffers under budget (no throttling), no flush running,
+        a slice id at hand if one is needed (no meta round trip), the lock free. False, with
+        nothing written, otherwise."""
+        dw = self.dw
+        ready = getattr(dw.meta, "slice_id_ready", None)
+        if dw.buffered > dw.buffer_size or ready is None or not ready():
+            return False
+        if not self.cond.acquire(blocking=False):
+            return False
+        try:
+            if self._flushing or self.err:
+                return False
+            mv = memoryview(data).cast("B")
+            done = 0
+            for indx, coff, n in chunk_ranges(off, len(mv)):
+                self._write_chunk(indx, coff, mv[done:done + n])
+                done += n
+            self.length = max(self.length, off + len(mv))
+            return True
+        finally:
+            self.cond.release()
 
     def _write_chunk(self, indx: int, pos: int, data: memoryview) -> None:
         c = self.chunks.get(indx)
