@@ -201,9 +201,7 @@ def build_configs(args: argparse.Namespace, mountpoint: str) -> tuple[object, ob
         mount_point=mountpoint,
         skip_dir_mtime=parse_duration(args.skip_dir_mtime, "skip-dir-mtime"),
     )
-    if args.no_bgjob:
-        # The VFS runs the heartbeat and the clean-ups in one thread; only the heartbeat is vital.
-        log.info("--no-bgjob: background clean-up jobs are not separable yet; they keep running")
+    vconf.no_bgjob = args.no_bgjob  # the heartbeat still runs; clean-ups do not
     overrides = {k: getattr(args, k) for k in ("storage", "bucket", "access_key", "secret_key")
                  if getattr(args, k) is not None}
     return vconf, mconf, overrides
