@@ -71,13 +71,8 @@ def test_statfs_and_quota_of_the_volume(volume, pyjuicefs_mount):
     assert e.value.errno == errno.ENOSPC
 
 
-def test_unlinked_file_goes_to_trash_when_trash_is_on(new_meta_url, tmp_path, pyjuicefs_mount):
-    from conftest import format_pyjuicefs_volume
-
-    url = new_meta_url("sqlite3")
-    bucket = tmp_path / "bucket"
-    bucket.mkdir()
-    format_pyjuicefs_volume(url, str(bucket) + "/", "trashvol", "--trash-days", "1")
+def test_unlinked_file_goes_to_trash_when_trash_is_on(volume, pyjuicefs_mount):
+    url = volume("sqlite3", "--trash-days", "1")  # the last --trash-days given wins
     m = pyjuicefs_mount(url)
     with open(os.path.join(m.path, "doomed"), "wb") as f:
         f.write(b"keep me a day")
