@@ -618,3 +618,24 @@ def juicefs_findings(stderr: str) -> list[str]:
     """WARNING/ERROR lines of a reference `juicefs fsck` (or similar) that report a problem."""
     return [ln for ln in stderr.splitlines()
             if ("<WARNING>" in ln or "<ERROR>" in ln) and not any(b in ln for b in _BENIGN_JUICEFS_WARNINGS)]
+
+
+def assert_one_error(p: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A command that failed the way bad input must: exit != 0, exactly one error line naming each
+    fragment, no traceback. Returns that line."""
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, out
+    assert "Traceback" not in out, out
+    errors = [line for line in out.splitlines() if "<ERROR>" in line or "<FATAL>" in line]
+    assert len(errors) == 1, out
+    for frag in fragments:
+        assert frag in errors[0], errors[0]
+    return errors[0]
+
+
+def pyjuicefs_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+                  argv0: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m pyjuicefs ARGS` (or `argv0 ARGS`) to completion, output captured."""
+    cmd = (argv0 or [sys.executable, "-m", "pyjuicefs"]) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from services import pyjuicefs_cli as cli
 
 MOUNT_TIMEOUT = 30.0
 
@@ -229,14 +230,6 @@ def volume(new_meta_url: Callable[[str], str], tmp_path: Path) -> Callable[..., 
 
 
 # --- background mounts (`pyjuicefs mount -d`), whose daemons outlive the command ---------------------
-
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-        argv0: list[str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m pyjuicefs ARGS` (or `argv0 ARGS`) to completion, output captured."""
-    cmd = (argv0 or [sys.executable, "-m", "pyjuicefs"]) + list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **(env or {})})
-
 
 def daemon_pids(mountpoint: str) -> list[int]:
     """Pids of `pyjuicefs mount` processes whose command line ends with this mount point (the

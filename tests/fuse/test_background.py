@@ -10,18 +10,7 @@ import socket
 import time
 
 import pytest
-
-
-def one_error(p, *fragments: str) -> str:
-    """Exit != 0, exactly one error line, no traceback; returns that line."""
-    out = p.stdout + p.stderr
-    assert p.returncode != 0, out
-    assert "Traceback" not in out, out
-    errors = [ln for ln in out.splitlines() if "<ERROR>" in ln or "<FATAL>" in ln]
-    assert len(errors) == 1, out
-    for frag in fragments:
-        assert frag in errors[0], errors[0]
-    return errors[0]
+import services
 
 
 def wait_gone(bm, mp: str, pids: list[int], timeout: float = 30) -> None:
@@ -86,7 +75,7 @@ def test_mount_d_unformatted_volume(new_meta_url, background_mounts, tmp_path):
     bm = background_mounts
     mp = tmp_path / "mnt"
     mp.mkdir()
-    one_error(bm.mount(new_meta_url("sqlite3"), mp), "not formatted")
+    services.assert_one_error(bm.mount(new_meta_url("sqlite3"), mp), "not formatted")
     assert not bm.is_mounted(mp)
     assert bm.daemon_pids(str(mp)) == []
 
@@ -95,14 +84,14 @@ def test_mount_d_unformatted_redis_volume(new_meta_url, background_mounts, tmp_p
     bm = background_mounts
     mp = tmp_path / "mnt"
     mp.mkdir()
-    one_error(bm.mount(new_meta_url("redis"), mp), "not formatted")
+    services.assert_one_error(bm.mount(new_meta_url("redis"), mp), "not formatted")
     assert not bm.is_mounted(mp)
 
 
 def test_mount_d_missing_mountpoint(volume, background_mounts, tmp_path):
     bm = background_mounts
     mp = tmp_path / "nope"
-    one_error(bm.mount(volume("sqlite3"), mp), "does not exist")
+    services.assert_one_error(bm.mount(volume("sqlite3"), mp), "does not exist")
     assert not mp.exists()
     assert "nope" not in bm.log()  # refused in the foreground: no daemon was started
 
@@ -113,7 +102,7 @@ def test_mount_d_already_mounted(volume, background_mounts, tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
     assert bm.mount(url, mp).returncode == 0
-    one_error(bm.mount(url, mp), "already a mount point")
+    services.assert_one_error(bm.mount(url, mp), "already a mount point")
     assert len(bm.daemon_pids(str(mp))) == 1
     os.listdir(mp)
     assert bm.cli("umount", str(mp)).returncode == 0
@@ -128,7 +117,7 @@ def test_mount_d_unreachable_storage_keeps_secret(volume, background_mounts, tmp
         port = s.getsockname()[1]
     p = bm.mount(volume("sqlite3"), mp, "--storage", "s3", "--bucket", f"http://127.0.0.1:{port}/b",
                  "--access-key", "k", "--secret-key", "secret-value-xyz", "--io-retries", "0")
-    line = one_error(p, "object storage")
+    line = services.assert_one_error(p, "object storage")
     assert "secret-value-xyz" not in p.stdout + p.stderr + bm.log()
     assert line
     assert not bm.is_mounted(mp)
@@ -140,7 +129,7 @@ def test_mount_d_failure_inside_daemon_is_reported(volume, background_mounts, tm
     bm = background_mounts
     mp = tmp_path / "mnt"
     mp.mkdir()
-    line = one_error(bm.mount(volume("sqlite3"), mp, "-o", "no_such_fuse_option_xyz"), "fuse")
+    line = services.assert_one_error(bm.mount(volume("sqlite3"), mp, "-o", "no_such_fuse_option_xyz"), "fuse")
     assert bm.log_path in line  # points at the log for libfuse's own lines
     assert "no_such_fuse_option_xyz" in bm.log()
     assert not bm.is_mounted(mp)
@@ -154,7 +143,7 @@ def test_mount_d_log_file_unwritable(volume, background_mounts, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     p = bm.cli("mount", "-d", volume("sqlite3"), str(mp), "--log", str(blocker / "sub" / "x.log"))
-    one_error(p, "log file")
+    services.assert_one_error(p, "log file")
     assert not bm.is_mounted(mp)
 
 

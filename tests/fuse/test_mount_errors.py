@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+import services
 
 
 def mount_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -15,28 +15,10 @@ def mount_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def assert_one_error(p: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit != 0, exactly one error line, no traceback; returns that line."""
-    out = p.stdout + p.stderr
-    assert p.returncode != 0, out
-    assert "Traceback" not in out, out
-    errors = [line for line in out.splitlines() if "<ERROR>" in line or "<FATAL>" in line]
-    assert len(errors) == 1, out
-    for frag in fragments:
-        assert frag in errors[0], errors[0]
-    return errors[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_missing_mountpoint(volume, tmp_path):
     url = volume("sqlite3")
     mp = tmp_path / "nope"
-    assert_one_error(mount_cli(url, str(mp)), str(mp), "does not exist")
+    services.assert_one_error(mount_cli(url, str(mp)), str(mp), "does not exist")
     assert not mp.exists()
 
 
@@ -44,13 +26,13 @@ def test_mountpoint_not_a_directory(volume, tmp_path):
     url = volume("sqlite3")
     f = tmp_path / "file"
     f.write_text("x")
-    assert_one_error(mount_cli(url, str(f)), "not a directory")
+    services.assert_one_error(mount_cli(url, str(f)), "not a directory")
 
 
 def test_mountpoint_already_mounted(volume, pyjuicefs_mount):
     url = volume("sqlite3")
     m = pyjuicefs_mount(url)
-    assert_one_error(mount_cli(url, m.path), "already a mount point")
+    services.assert_one_error(mount_cli(url, m.path), "already a mount point")
     assert m.mounted and m.proc.poll() is None  # the first mount is untouched
     os.listdir(m.path)
 
@@ -58,20 +40,20 @@ def test_mountpoint_already_mounted(volume, pyjuicefs_mount):
 def test_unformatted_volume(new_meta_url, tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
-    assert_one_error(mount_cli(new_meta_url("sqlite3"), str(mp)), "not formatted")
+    services.assert_one_error(mount_cli(new_meta_url("sqlite3"), str(mp)), "not formatted")
     assert not os.path.ismount(mp)
 
 
 def test_unformatted_redis_volume(new_meta_url, tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
-    assert_one_error(mount_cli(new_meta_url("redis"), str(mp)), "not formatted")
+    services.assert_one_error(mount_cli(new_meta_url("redis"), str(mp)), "not formatted")
 
 
 def test_unreachable_metadata_engine(tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
-    assert_one_error(mount_cli(f"redis://127.0.0.1:{free_port()}/1", str(mp), "--io-retries", "0", timeout=120))
+    services.assert_one_error(mount_cli(f"redis://127.0.0.1:{services.free_port()}/1", str(mp), "--io-retries", "0", timeout=120))
     assert not os.path.ismount(mp)
 
 
@@ -79,8 +61,8 @@ def test_unreachable_storage(volume, tmp_path):
     url = volume("sqlite3")
     mp = tmp_path / "mnt"
     mp.mkdir()
-    bucket = f"http://127.0.0.1:{free_port()}/nobucket"
-    line = assert_one_error(mount_cli(url, str(mp), "--storage", "s3", "--bucket", bucket, "--access-key", "k",
+    bucket = f"http://127.0.0.1:{services.free_port()}/nobucket"
+    line = services.assert_one_error(mount_cli(url, str(mp), "--storage", "s3", "--bucket", bucket, "--access-key", "k",
                                       "--secret-key", "secret-value-xyz"))
     assert "secret-value-xyz" not in line
     assert not os.path.ismount(mp)
@@ -91,7 +73,7 @@ def test_unreachable_storage(volume, tmp_path):
 def test_bad_option_values(volume, tmp_path, flag, value):
     mp = tmp_path / "mnt"
     mp.mkdir()
-    assert_one_error(mount_cli(volume("sqlite3"), str(mp), flag, value), flag.lstrip("-"))
+    services.assert_one_error(mount_cli(volume("sqlite3"), str(mp), flag, value), flag.lstrip("-"))
 
 
 def test_fuse_device_missing(monkeypatch):

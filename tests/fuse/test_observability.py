@@ -16,7 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import cli
+import services
+from services import pyjuicefs_cli as cli
 from prometheus_client.parser import text_string_to_metric_families
 
 LOG_INODE = 0x7FFFFFFF00000001
@@ -40,12 +41,6 @@ def wait_for(cond, timeout: float = 20.0, what: str = "condition"):
             return v
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def some_work(root: str, n: int = 5) -> None:
@@ -100,7 +95,7 @@ def test_stats_count_requests_transactions_and_objects(volume, pyjuicefs_mount):
 
 
 def test_metrics_endpoint_serves_the_same_metrics(volume, pyjuicefs_mount):
-    port = free_port()
+    port = services.free_port()
     m = pyjuicefs_mount(volume("sqlite3"), None, "--metrics", f"127.0.0.1:{port}",
                         "--custom-labels", "team:qa;zone:z1")
     some_work(m.path, 3)

@@ -9,17 +9,7 @@ import sys
 import time
 
 import pytest
-
-
-def one_error(p, *fragments: str) -> str:
-    out = p.stdout + p.stderr
-    assert p.returncode != 0, out
-    assert "Traceback" not in out, out
-    errors = [ln for ln in out.splitlines() if "<ERROR>" in ln or "<FATAL>" in ln]
-    assert len(errors) == 1, out
-    for frag in fragments:
-        assert frag in errors[0], errors[0]
-    return errors[0]
+import services
 
 
 def hold_open(path) -> subprocess.Popen:
@@ -58,7 +48,7 @@ def test_busy_umount_fails_and_mount_keeps_working(kind, mounted, background_mou
     holder = hold_open(mp / "f")
     try:
         p = bm.cli("umount", str(mp))
-        one_error(p, "Device or resource busy", str(mp))
+        services.assert_one_error(p, "Device or resource busy", str(mp))
         assert bm.fstype(mp) == "fuse.pyjuicefs"
         assert len(bm.daemon_pids(str(mp))) == 1
         # still fully usable
@@ -78,7 +68,7 @@ def test_busy_by_working_directory(mounted, background_mounts):
     (mp / "d").mkdir()
     p = subprocess.Popen(["sleep", "600"], cwd=mp / "d", start_new_session=True)
     try:
-        one_error(bm.cli("umount", str(mp)), "busy")
+        services.assert_one_error(bm.cli("umount", str(mp)), "busy")
         assert bm.is_mounted(mp)
     finally:
         stop(p)
@@ -114,8 +104,8 @@ def test_force_umount_of_idle_mount_waits_for_daemon(mounted, background_mounts)
 
 
 def test_umount_not_a_mount_point(background_mounts, tmp_path):
-    one_error(background_mounts.cli("umount", str(tmp_path)), "not a mount point")
-    one_error(background_mounts.cli("umount", str(tmp_path / "missing")), "not a mount point")
+    services.assert_one_error(background_mounts.cli("umount", str(tmp_path)), "not a mount point")
+    services.assert_one_error(background_mounts.cli("umount", str(tmp_path / "missing")), "not a mount point")
 
 
 def test_umount_refuses_non_fuse_mount(background_mounts, tmp_path):
@@ -124,7 +114,7 @@ def test_umount_refuses_non_fuse_mount(background_mounts, tmp_path):
     mp.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "pyjuicefs-test", str(mp)], check=True)
     try:
-        one_error(background_mounts.cli("umount", str(mp)), "not a FUSE mount")
+        services.assert_one_error(background_mounts.cli("umount", str(mp)), "not a FUSE mount")
         assert os.path.ismount(mp)
     finally:
         subprocess.run(["umount", str(mp)], check=False)

@@ -15,6 +15,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+import services
 from prometheus_client.parser import text_string_to_metric_families
 
 from pyjuicefs import metrics
@@ -234,12 +235,6 @@ def test_parse_address_and_labels():
         metrics.parse_custom_labels("a:b:c")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -264,7 +259,7 @@ def test_http_endpoint_serves_and_falls_back(stats):
         assert 'juicefs_fuse_ops_total{method="statfs",mp="/m",vol_name="v"}' in body
         with pytest.raises(urllib.error.HTTPError):
             fetch(f"http://{srv.address}/other")
-        port = free_port()
+        port = services.free_port()
         srv2 = metrics.serve(f"127.0.0.1:{port}", True, render)
         servers.append(srv2)
         assert srv2.address == f"127.0.0.1:{port}"
