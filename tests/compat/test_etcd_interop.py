@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -25,7 +23,6 @@ from pathlib import Path
 import pytest
 import services
 
-from pyjuicefs.cli.main import main
 from pyjuicefs.meta import new_engine
 from pyjuicefs.meta.base import Meta, MetaConfig
 from pyjuicefs.meta.base_common import ROOT_CTX
@@ -53,18 +50,6 @@ def fsck_clean(bin_: str, url: str) -> None:
     assert fsck_warnings(bin_, url) == []
     fsck_warnings(bin_, url, "--path", "/", "-r", "--sync-dir-stat", "--repair")
     assert fsck_warnings(bin_, url, "--path", "/", "-r", "--sync-dir-stat") == []
-
-
-@pytest.fixture
-def pyjfs(capsys, monkeypatch):
-    def run(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 @contextmanager

@@ -8,15 +8,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import sys
 import uuid
 
 import pytest
 
-from pyjuicefs.cli.main import main
 
 KINDS = ["redis", "sqlite3", "postgres", "mysql"]
 
@@ -27,20 +24,6 @@ def juicefs(bin_: str, *argv: object, stdin: str = "") -> tuple[int, str, str]:
     # with MySQL, the reference binary's SQL library prints "[xorm] [info] PING DATABASE" on stdout
     out = "".join(ln for ln in p.stdout.splitlines(keepends=True) if not ln.startswith("[xorm]"))
     return p.returncode, out, p.stderr
-
-
-@pytest.fixture
-def pyjfs(capsys, monkeypatch):
-    """pyjfs(*argv) -> (rc, stdout, stderr) of pyjuicefs.cli.main.main, in this process."""
-
-    def run(*argv: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def storage_args(storage: str, tmp_path, s3_server, precreate: bool = False) -> list[str]:
